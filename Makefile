@@ -1,0 +1,38 @@
+# Mend: `make run` sets up and starts the bot; `make test` sets up and runs every test.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONPATH := $(CURDIR)
+
+# Rasa 3.6 supports Python 3.8-3.10: use python3.10 from PATH or pyenv.
+PYTHON310 ?= $(shell for c in python3.10 "$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python3.10" \
+	"$$HOME/.pyenv/versions/3.10.13/bin/python3.10"; do \
+	"$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v "$$c" || echo "$$c"; } && break; done)
+
+.PHONY: setup run test train bench clean
+
+$(VENV)/.installed: requirements.lock
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (install it with pyenv: pyenv install 3.10.13)"; exit 1; }
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+setup: $(VENV)/.installed
+	$(PY) -m bot setup
+
+run: $(VENV)/.installed
+	$(PY) -m bot run
+
+train: $(VENV)/.installed
+	$(PY) -m bot train
+
+test: setup
+	$(PY) -m pytest tests -p no:cacheprovider
+
+bench: setup
+	$(PY) bench/latency.py
+
+clean:
+	rm -rf var models/mend.tar.gz models/mend.fingerprint .rasa

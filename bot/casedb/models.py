@@ -1,0 +1,204 @@
+"""ORM schema of the case database: what the company already knows about a customer.
+
+The schema itself is owned by Alembic migrations (``bot/casedb/migrations``); these
+classes are the mapping the application code uses.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Optional
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+Base = declarative_base()
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id = Column(String(40), primary_key=True)
+    name = Column(String(200), nullable=False)
+    email = Column(String(320), nullable=False, unique=True, index=True)
+    phone = Column(String(40))
+    account_status = Column(String(20), nullable=False, default="active")
+    account_status_detail = Column(Text)
+    failed_login_count = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    orders = relationship("Order", back_populates="customer", order_by="Order.placed_at.desc()")
+    cases = relationship("Case", back_populates="customer", order_by="Case.opened_at.desc()")
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name else ""
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id = Column(String(40), primary_key=True)
+    customer_id = Column(String(40), ForeignKey("customers.id"), nullable=False, index=True)
+    item = Column(String(300), nullable=False)
+    total = Column(Numeric(10, 2), nullable=False)
+    currency = Column(String(3), nullable=False, default="USD")
+    status = Column(String(30), nullable=False, default="placed")
+    placed_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    customer = relationship("Customer", back_populates="orders")
+    payments = relationship("Payment", back_populates="order", order_by="Payment.charged_at")
+    shipments = relationship("Shipment", back_populates="order", order_by="Shipment.shipped_at")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id = Column(String(40), primary_key=True)
+    order_id = Column(String(40), ForeignKey("orders.id"), nullable=False, index=True)
+    amount = Column(Numeric(10, 2), nullable=False)
+    currency = Column(String(3), nullable=False, default="USD")
+    method = Column(String(40), nullable=False, default="card")
+    status = Column(String(20), nullable=False, default="captured")
+    charged_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    order = relationship("Order", back_populates="payments")
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+
+    id = Column(String(40), primary_key=True)
+    order_id = Column(String(40), ForeignKey("orders.id"), nullable=False, index=True)
+    carrier = Column(String(80), nullable=False)
+    tracking_number = Column(String(80))
+    status = Column(String(30), nullable=False)
+    status_detail = Column(Text)
+    shipped_at = Column(DateTime)
+    promised_at = Column(DateTime)
+    delivered_at = Column(DateTime)
+
+    order = relationship("Order", back_populates="shipments")
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id = Column(String(40), primary_key=True)
+    customer_id = Column(String(40), ForeignKey("customers.id"), nullable=False, index=True)
+    order_id = Column(String(40), ForeignKey("orders.id"), index=True)
+    issue_type = Column(String(20), nullable=False)
+    status = Column(String(20), nullable=False, default="open")
+    summary = Column(Text, nullable=False)
+    opened_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    resolved_at = Column(DateTime)
+    owner_agent = Column(String(80))
+
+    customer = relationship("Customer", back_populates="cases")
+    order = relationship("Order")
+    contacts = relationship("CaseContact", back_populates="case", order_by="CaseContact.started_at")
+    resolutions = relationship("Resolution", back_populates="case", order_by="Resolution.created_at")
+    compensations = relationship("Compensation", back_populates="case", order_by="Compensation.created_at")
+    root_causes = relationship("RootCauseTag", back_populates="case")
+
+
+class CaseContact(Base):
+    """One conversation about a case, whatever the channel: the memory that spares re-explaining."""
+
+    __tablename__ = "case_contacts"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), nullable=False, index=True)
+    conversation_id = Column(String(200), index=True)
+    channel = Column(String(20), nullable=False)
+    summary = Column(Text, nullable=False)
+    issue_type = Column(String(20))
+    frustration_level = Column(String(10))
+    frustration_score = Column(Float)
+    handled_by = Column(String(80), nullable=False, default="bot")
+    started_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    ended_at = Column(DateTime)
+
+    case = relationship("Case", back_populates="contacts")
+
+
+class Resolution(Base):
+    __tablename__ = "resolutions"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), nullable=False, index=True)
+    option_code = Column(String(40), nullable=False)
+    description = Column(Text, nullable=False)
+    chosen_by = Column(String(80), nullable=False, default="customer")
+    status = Column(String(20), nullable=False, default="in_progress")
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    case = relationship("Case", back_populates="resolutions")
+
+
+class Compensation(Base):
+    __tablename__ = "compensations"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), nullable=False, index=True)
+    kind = Column(String(30), nullable=False)
+    amount = Column(Numeric(10, 2), nullable=False, default=Decimal("0"))
+    currency = Column(String(3), nullable=False, default="USD")
+    reason = Column(Text, nullable=False)
+    granted_by = Column(String(80), nullable=False, default="bot")
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    case = relationship("Case", back_populates="compensations")
+
+
+class RootCauseTag(Base):
+    __tablename__ = "root_cause_tags"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), nullable=False, index=True)
+    tag = Column(String(80), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    case = relationship("Case", back_populates="root_causes")
+
+
+class Handoff(Base):
+    """A request for a human, with the context the human needs so the customer never repeats."""
+
+    __tablename__ = "handoffs"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    customer_id = Column(String(40), ForeignKey("customers.id"), index=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), index=True)
+    reason = Column(String(40), nullable=False)
+    summary = Column(Text, nullable=False)
+    frustration_level = Column(String(10))
+    status = Column(String(20), nullable=False, default="waiting")
+    assigned_agent = Column(String(80))
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class FollowUp(Base):
+    """A promised check-in, stored so it survives a restart of the Rasa scheduler."""
+
+    __tablename__ = "follow_ups"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    case_id = Column(String(40), ForeignKey("cases.id"), nullable=False, index=True)
+    conversation_id = Column(String(200))
+    due_at = Column(DateTime, nullable=False)
+    note = Column(Text, nullable=False)
+    done = Column(Boolean, nullable=False, default=False)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+

@@ -1,0 +1,344 @@
+"""One function per kind of customer turn: the recovery playbook as code over the case database.
+
+Each takes the conversation (``TurnInput``) and an open database session and returns a
+``TurnReply``. Database errors propagate: the action layer turns them into a graceful
+reply with the offer of a person.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Dict, List, Optional
+
+from sqlalchemy.orm import Session
+
+from bot.casedb import repository as repo
+from bot.recovery.compensation import compensation_for
+from bot.recovery.conversation import TurnInput, TurnReply
+from bot.recovery.explain import ISSUE_NOUNS, acknowledgement, explanation
+from bot.recovery.frustration import conversation_frustration
+from bot.recovery.options import CATALOGUE, options_for, pick_option
+from bot.recovery.playbook import add_steps
+from bot.recovery.situation import find_situation
+from bot.settings import section
+
+COMPLAINT_TYPES = ("delivery", "billing", "product", "account", "technical", "service")
+
+
+# -- every message: who is this, how upset, what about --------------------------------------
+def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
+    """Slots refreshed after every customer message (run as a custom slot mapping)."""
+    slots: Dict[str, Any] = {}
+    claimed = str(turn.metadata.get("customer_id") or "").strip()[:40] if isinstance(turn.metadata, dict) else ""
+    if claimed and claimed != turn.slot("customer_id") and session is not None:
+        history = repo.customer_history(session, claimed)
+        if history is not None:
+            slots.update(customer_id=history.customer_id, customer_name=history.first_name, verified=True)
+    issue = None
+    if turn.intent and turn.intent.startswith("complain_"):
+        # The intent says it is a complaint; the blended issue-type model says about what.
+        issue = turn.issue_type if turn.issue_type in COMPLAINT_TYPES else turn.intent[len("complain_"):]
+    if issue in COMPLAINT_TYPES:
+        slots["issue_type"] = issue
+    case_id = turn.slot("case_id")
+    earlier = repo.earlier_contacts(session, case_id, turn.conversation_id) if (case_id and session is not None) else 0
+    mood = conversation_frustration(turn.message_frustration, earlier_contacts=earlier,
+                                    failed_turns=turn.failed_turns, resolved=bool(turn.slot("resolution")))
+    slots.update(frustration_score=mood.score, frustration_level=mood.level, frustration_trend=mood.trend[-20:],
+                 angry_streak=float(mood.angry_streak), failed_turns=float(turn.failed_turns))
+    return slots
+
+
+def _stays_angry(turn: TurnInput) -> bool:
+    return turn.slot("angry_streak", 0) >= int(section("handoff").get("angry_turns_in_a_row", 2))
+
+
+# -- complaints -------------------------------------------------------------------------------
+def handle_complaint(turn: TurnInput, session: Session) -> TurnReply:
+    issue = turn.slot("issue_type") or "other"
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, session)
+    if not turn.slot("verified"):
+        return _ask_to_verify(turn, issue)
+    if _stays_angry(turn) and turn.slot("case_id"):
+        return handoff(turn, session, reason="frustration")
+    return recover(turn, session, issue)
+
+
+def _ask_to_verify(turn: TurnInput, issue: str) -> TurnReply:
+    reply = TurnReply()
+    noun = ISSUE_NOUNS.get(issue, "your request")
+    reply.say(f"I understand: this is about {noun}.") if issue in COMPLAINT_TYPES else None
+    if issue in COMPLAINT_TYPES:
+        reply.respond("utter_apologize")
+    reply.respond("utter_ask_verification")
+    reply.slots.update(pending_question="verify",
+                       playbook_steps=add_steps(turn.slot("playbook_steps"), "acknowledge",
+                                                *(["apologize"] if issue in COMPLAINT_TYPES else [])),
+                       playbook_step="acknowledge")
+    return reply
+
+
+def recover(turn: TurnInput, session: Session, issue: str) -> TurnReply:
+    """Acknowledge with what we know, apologise, explain from the facts, offer options."""
+    reply = TurnReply()
+    customer_id = turn.slot("customer_id")
+    history = repo.customer_history(session, customer_id)
+    if history is None:
+        return _ask_to_verify(turn, issue)
+    situation = find_situation(history, issue, turn.conversation_id, order_id=turn.order_id() or turn.slot("order_id"),
+                               case_id=turn.case_id() or turn.slot("case_id"), now=turn.now)
+    if situation.issue_type not in COMPLAINT_TYPES:
+        reply.say(f"Thanks, {history.first_name}. What went wrong? Tell me in a sentence and I'll take it from there.")
+        reply.slots.update(pending_question=None)
+        return reply
+    summary = (turn.text or ISSUE_NOUNS[situation.issue_type]).strip()[:300]
+    if situation.case is None:
+        case_id = repo.open_case(session, customer_id, situation.issue_type, situation.order.id if situation.order else None,
+                                 summary, now=turn.now)
+    else:
+        case_id = situation.case.id
+        if situation.reopened:
+            repo.reopen_case(session, case_id, f"customer reports the problem again: {summary}")
+    repo.record_contact(session, case_id, turn.conversation_id, f"Chat: {summary}", situation.issue_type,
+                        turn.slot("frustration_level"), turn.slot("frustration_score"), now=turn.now)
+    options = options_for(situation)
+    reply.say(acknowledgement(situation, turn.now))
+    reply.respond("utter_apologize")
+    reply.say(explanation(situation, turn.now))
+    reply.say("Here is what I can do right now. Which would you prefer?",
+              buttons=[{"title": o.title, "payload": f'/choose_option{{"option":"{o.code}"}}'} for o in options])
+    reply.slots.update(
+        issue_type=situation.issue_type, case_id=case_id, order_id=situation.order.id if situation.order else None,
+        offered_options=[o.code for o in options], repeat_failure=situation.repeat_failure,
+        pending_question="choose_option", playbook_step="resolve_options",
+        playbook_steps=add_steps(turn.slot("playbook_steps"), "acknowledge", "apologize", "explain", "resolve_options"),
+    )
+    return reply
+
+
+# -- identity ---------------------------------------------------------------------------------
+def verify(turn: TurnInput, session: Session) -> TurnReply:
+    """Email plus order number, both matching, before any customer data is shown."""
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, session)
+    if turn.slot("verified"):
+        issue = turn.slot("issue_type")
+        if issue in COMPLAINT_TYPES and (turn.order_id() or turn.case_id()):
+            return recover(turn, session, issue)
+        return TurnReply().say("Thanks, noted. What went wrong? Tell me and I'll look into it.")
+    email = turn.email() or turn.slot("claimed_email")
+    order_id = turn.order_id() or turn.slot("claimed_order_id")
+    reply = TurnReply()
+    if not email or not order_id:
+        missing = "the order number" if email else ("the email address on your account" if order_id else
+                                                    "the email address on your account and an order number")
+        reply.say(f"Thanks. To find your case I still need {missing}.")
+        reply.slots.update(claimed_email=email, claimed_order_id=order_id, pending_question="verify")
+        return reply
+    customer_id = repo.verify_customer(session, email, order_id)
+    if customer_id is None:
+        attempts = int(turn.slot("verification_attempts", 0)) + 1
+        reply.slots.update(verification_attempts=float(attempts), claimed_email=None, claimed_order_id=None)
+        if attempts >= int(section("handoff").get("verification_attempts", 3)):
+            reply.say("I still can't match those details, and I don't want to keep you going round in circles.")
+            reply.respond("utter_offer_human")
+            reply.slots["pending_question"] = "offer_human"
+        else:
+            reply.say("I couldn't match that email address and order number. Could you check both and send them "
+                      "again? The order number is in your confirmation email.")
+            reply.slots["pending_question"] = "verify"
+        return reply
+    history = repo.customer_history(session, customer_id)
+    turn.slots.update(customer_id=customer_id, verified=True, order_id=order_id.upper())
+    issue = turn.slot("issue_type")
+    if issue in COMPLAINT_TYPES:
+        reply = recover(turn, session, issue)
+    else:
+        reply.say(f"Thanks, {history.first_name}, you're verified. What went wrong with order {order_id.upper()}?")
+    reply.slots.update(customer_id=customer_id, customer_name=history.first_name, verified=True,
+                       claimed_email=None, claimed_order_id=None)
+    reply.slots.setdefault("order_id", order_id.upper())
+    return reply
+
+
+# -- resolution, compensation, keeping informed -----------------------------------------------
+def apply_resolution(turn: TurnInput, session: Session) -> TurnReply:
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, session)
+    offered = list(turn.slot("offered_options", []) or [])
+    case_id = turn.slot("case_id")
+    option = pick_option(offered, turn.text, turn.entity("option"))
+    reply = TurnReply()
+    if not case_id or not turn.slot("verified"):
+        return reply.say("Before I can change anything, tell me what went wrong and I'll look up your case.")
+    if option is None:
+        if not offered:
+            return reply.say("I haven't offered anything yet. Tell me what went wrong and I'll find options.")
+        return reply.say("Which of these would you like?", buttons=[
+            {"title": CATALOGUE[c].title, "payload": f'/choose_option{{"option":"{c}"}}'} for c in offered])
+    history = repo.customer_history(session, turn.slot("customer_id"))
+    case = history.case(case_id) if history else None
+    order = history.order(case.order_id) if (history and case and case.order_id) else None
+    repo.record_resolution(session, case_id, option.code, option.promise)
+    grant = compensation_for(
+        turn.slot("issue_type") or (case.issue_type if case else "other"), bool(turn.slot("repeat_failure")),
+        turn.slot("frustration_level") or "calm", order.total if order else None,
+        repo.compensation_total(session, case_id))
+    if grant.granted:
+        repo.record_compensation(session, case_id, grant.kind, grant.amount, grant.currency, grant.reason)
+    repo.tag_root_cause(session, case_id, option.root_cause)
+    follow = section("follow_up")
+    promise_hours = int(follow.get("update_promise_hours", 24))
+    reminder_minutes = float(follow.get("reminder_minutes", 1440))
+    repo.schedule_follow_up(session, case_id, turn.conversation_id, turn.now + timedelta(minutes=reminder_minutes),
+                            f"Check that '{option.title}' worked.")
+    repo.record_contact(session, case_id, turn.conversation_id, f"Chat: customer chose '{option.title}'.",
+                        turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
+                        now=turn.now)
+    reply.say(f"Done: {option.promise}")
+    if grant.granted:
+        reply.say(f"And because this should not have happened, I've added {grant.describe()}.")
+    reply.say(f"Your reference is {case_id}. I'm your point of contact for it: you'll hear from us within "
+              f"{promise_hours} hours, and I'll check back here myself. Does that work for you?")
+    reply.reminder_minutes = reminder_minutes
+    reply.slots.update(
+        resolution=option.code, compensation=(f"{grant.kind}:{grant.amount}" if grant.granted else None),
+        reference=case_id, offered_options=[c for c in offered if c != option.code],
+        pending_question="confirm_resolution", playbook_step="keep_informed",
+        playbook_steps=add_steps(turn.slot("playbook_steps"), *(["compensate"] if grant.granted else []),
+                                 "keep_informed", "learn"),
+    )
+    return reply
+
+
+def answer_confirmation(turn: TurnInput, session: Session) -> TurnReply:
+    """A yes or no means what the last question asked."""
+    pending = turn.slot("pending_question")
+    yes = turn.intent == "affirm"
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, session)
+    if pending == "offer_human":
+        return handoff(turn, session, reason="customer_request") if yes else TurnReply().say(
+            "All right, I'll keep helping. Tell me what went wrong and I'll look into it.")
+    if pending in ("confirm_resolution", "confirm_fixed"):
+        if yes:
+            return close_loop(turn, session)
+        remaining = [c for c in (turn.slot("offered_options") or []) if c in CATALOGUE]
+        if remaining:
+            return TurnReply(slots={"pending_question": "choose_option"}).say(
+                "I'm sorry it doesn't. Would one of these suit you better?",
+                buttons=[{"title": CATALOGUE[c].title, "payload": f'/choose_option{{"option":"{c}"}}'} for c in remaining])
+        return handoff(turn, session, reason="resolution_rejected")
+    if pending == "choose_option":
+        return apply_resolution(turn, session) if yes and len(turn.slot("offered_options") or []) == 1 else \
+            TurnReply().say("Which option would you like? You can tap one of the buttons above.")
+    if pending == "anything_else":
+        if yes:
+            return TurnReply(slots={"pending_question": None}).say("Of course. What else can I help with?")
+        return TurnReply(slots={"pending_question": None}).respond("utter_goodbye")
+    return TurnReply().say("Got it. What can I help you with?")
+
+
+def close_loop(turn: TurnInput, session: Optional[Session]) -> TurnReply:
+    """Confirm the fix, thank the customer, and leave the door open (playbook step 7)."""
+    reply = TurnReply()
+    case_id = turn.slot("case_id")
+    if turn.slot("resolution") and case_id:
+        name = turn.slot("customer_name") or ""
+        reply.say(f"Thank you for your patience{', ' + name if name else ''}. Your reference is {case_id}; "
+                  "if anything else goes wrong with it, just write here and the full history is with us.")
+        if session is not None:
+            repo.record_contact(session, case_id, turn.conversation_id, "Chat: customer accepted the resolution.",
+                                turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
+                                now=turn.now)
+        reply.respond("utter_anything_else")
+        reply.slots.update(pending_question="anything_else", playbook_step="close_loop",
+                           playbook_steps=add_steps(turn.slot("playbook_steps"), "close_loop"))
+        return reply
+    if turn.intent == "goodbye":
+        return reply.respond("utter_goodbye")
+    reply.respond("utter_you_are_welcome")
+    return reply
+
+
+def follow_up(turn: TurnInput, session: Session) -> TurnReply:
+    """The scheduled check-in: did the fix work?"""
+    case_id = turn.slot("case_id")
+    if not case_id:
+        return TurnReply()
+    repo.complete_follow_ups(session, case_id, now=turn.now)
+    name = turn.slot("customer_name") or "there"
+    option = CATALOGUE.get(turn.slot("resolution") or "")
+    what = f" ({option.title.lower()})" if option else ""
+    return TurnReply(slots={"pending_question": "confirm_fixed", "playbook_step": "close_loop",
+                            "playbook_steps": add_steps(turn.slot("playbook_steps"), "close_loop")}).say(
+        f"Hi {name}, checking in on {case_id}{what}: is everything sorted now?",
+        buttons=[{"title": "Yes, all good", "payload": "/affirm"}, {"title": "No, not yet", "payload": "/deny"}])
+
+
+# -- people -----------------------------------------------------------------------------------
+def handoff_summary(turn: TurnInput) -> str:
+    parts = [f"Customer {turn.slot('customer_id') or 'not verified'}"]
+    if turn.slot("issue_type"):
+        parts.append(f"issue {turn.slot('issue_type')}")
+    if turn.slot("case_id"):
+        parts.append(f"case {turn.slot('case_id')}")
+    if turn.slot("order_id"):
+        parts.append(f"order {turn.slot('order_id')}")
+    parts.append(f"frustration {turn.slot('frustration_level', 'calm')} ({turn.slot('frustration_score', 0.0):.2f})")
+    steps = turn.slot("playbook_steps") or []
+    if steps:
+        parts.append("bot did: " + ", ".join(steps))
+    if turn.slot("offered_options"):
+        parts.append("offered: " + ", ".join(turn.slot("offered_options")))
+    if turn.slot("resolution"):
+        parts.append(f"chosen: {turn.slot('resolution')}")
+    if turn.text:
+        parts.append(f'last message: "{turn.text[:200]}"')
+    return "; ".join(parts)
+
+
+def handoff(turn: TurnInput, session: Optional[Session], reason: str) -> TurnReply:
+    """Queue for a person with the full context; the customer is told what happens next."""
+    summary = handoff_summary(turn)
+    if session is not None:
+        repo.record_handoff(session, turn.conversation_id, reason, summary, customer_id=turn.slot("customer_id"),
+                            case_id=turn.slot("case_id"), frustration_level=turn.slot("frustration_level"))
+        if turn.slot("case_id"):
+            repo.record_contact(session, turn.slot("case_id"), turn.conversation_id, f"Chat handed to a person: {reason}.",
+                                turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
+                                now=turn.now)
+    reply = TurnReply().respond("utter_handoff")
+    reply.slots.update(handed_off=True, handoff_reason=reason, handoff_summary=summary, pending_question=None,
+                       playbook_steps=add_steps(turn.slot("playbook_steps"), "keep_informed"))
+    return reply
+
+
+def waiting_for_agent(turn: TurnInput, session: Optional[Session]) -> TurnReply:
+    return TurnReply().say("A colleague has your conversation and the full history, and will reply here. "
+                           "I've added your message to the case.")
+
+
+def fallback(turn: TurnInput, session: Optional[Session]) -> TurnReply:
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, session)
+    if not (turn.text or "").strip():
+        return TurnReply().say("Your message came through empty. What can I help you with?")
+    if turn.failed_turns >= int(section("handoff").get("failed_turns", 2)):
+        reply = TurnReply().say("I'm sorry, I'm not understanding you well enough to help.")
+        other = handoff(turn, session, reason="bot_failed")
+        reply.messages += other.messages
+        reply.slots.update(other.slots)
+        return reply
+    return TurnReply().say("Sorry, I didn't quite get that. Could you put it another way? "
+                           "You can also ask for a person at any time.")
+
+
+def database_outage(turn: TurnInput) -> TurnReply:
+    """The case system is down: stay polite, promise nothing we can't check, offer a person."""
+    reply = TurnReply().say("I'm sorry: I can't reach our case system right now, so I can't look up your "
+                            "order. Your message is saved.")
+    reply.respond("utter_offer_human")
+    reply.slots.update(pending_question="offer_human")
+    return reply

@@ -1,0 +1,84 @@
+"""Everything `make run` and `make test` prepare before starting: spaCy, database, model.
+
+Each step is idempotent and cheap when nothing changed, so it runs on every start.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+from bot.settings import PROJECT_ROOT
+
+MODEL = PROJECT_ROOT / "models" / "mend.tar.gz"
+FINGERPRINT = PROJECT_ROOT / "models" / "mend.fingerprint"
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu")
+
+
+def _files(paths: Iterable[str]) -> List[Path]:
+    found: List[Path] = []
+    for name in paths:
+        path = PROJECT_ROOT / name
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        elif path.exists():
+            found.append(path)
+    return found
+
+
+def training_fingerprint() -> str:
+    """A hash of everything that changes the trained model: data, config, domain, NLU code."""
+    digest = hashlib.sha256()
+    for path in _files(TRAINING_INPUTS):
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_spacy() -> None:
+    from bot.nlu.spacy_model import DEFAULT_PATH, build_blank_pipeline
+
+    if not (DEFAULT_PATH / "meta.json").exists():
+        print(f"mend: creating the blank English spaCy pipeline in {DEFAULT_PATH.relative_to(PROJECT_ROOT)}")
+        build_blank_pipeline(DEFAULT_PATH)
+
+
+def ensure_database(url: Optional[str] = None) -> None:
+    from bot.casedb.migrate import upgrade
+    from bot.casedb.seed import seed
+
+    upgrade(url)
+    if seed(url):
+        print("mend: seeded the demo customers (cust-1001 to cust-1005)")
+
+
+def ensure_model(force: bool = False) -> bool:
+    """Train when the model is missing or its inputs changed; return whether it trained."""
+    fingerprint = training_fingerprint()
+    if not force and MODEL.exists() and FINGERPRINT.exists() and FINGERPRINT.read_text().strip() == fingerprint:
+        return False
+    ensure_spacy()
+    print("mend: training the model (data, config or NLU code changed); this takes a few minutes")
+    env = dict(os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(PROJECT_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = PROJECT_ROOT / "var" / "log" / "train.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        result = subprocess.run(
+            [sys.executable, "-m", "rasa", "train", "--fixed-model-name", "mend", "--out", "models",
+             "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0 or not MODEL.exists():
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        raise SystemExit("mend: training failed; last lines of var/log/train.log:\n" + "\n".join(tail))
+    FINGERPRINT.write_text(fingerprint)
+    return True
+
+
+def setup_all() -> None:
+    ensure_spacy()
+    ensure_database()
+    ensure_model()

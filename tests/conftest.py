@@ -1,0 +1,50 @@
+"""Shared fixtures: a migrated, seeded case database on SQLite and (when configured) PostgreSQL."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from bot.casedb.engine import get_engine, session_scope
+from bot.casedb.migrate import upgrade
+from bot.casedb.models import Base
+from bot.casedb.seed import seed_demo
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+POSTGRES_URL = os.environ.get("MEND_TEST_POSTGRES_URL")
+NOW = datetime(2026, 11, 25, 12, 0, 0)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_URL:
+        return f"mend: PostgreSQL tests run against {POSTGRES_URL}"
+    return ("mend: MEND_TEST_POSTGRES_URL is not set: the PostgreSQL variants of the case-database tests "
+            "are SKIPPED (.ci/run always sets it)")
+
+
+def _reset(url: str) -> None:
+    engine = get_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(url)
+    with session_scope(url) as session:
+        seed_demo(session, now=NOW)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[str]:
+    """A freshly migrated and seeded case database; every test gets its own."""
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL variant skipped: set MEND_TEST_POSTGRES_URL to run it")
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'mend.db'}"
+    _reset(url)
+    monkeypatch.setenv("MEND_DATABASE_URL", url)
+    yield url
+    get_engine(url).dispose()
