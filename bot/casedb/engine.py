@@ -13,9 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.settings import database_url
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: Optional[str] = None) -> Engine:
-    url = url or database_url()
+    """One engine (and connection pool) per database URL, the settings' URL by default."""
+    return _engine_for(url or database_url())
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":

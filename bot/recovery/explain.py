@@ -43,15 +43,15 @@ def acknowledgement(situation: Situation, now: Optional[datetime] = None) -> str
     issue = ISSUE_NOUNS.get(situation.issue_type, "your request")
     order = situation.order
     about = f"order {order.id} ({order.item})" if order else issue
-    if situation.earlier_contacts:
-        last = situation.earlier_contacts[-1]
-        return (f"Thanks, {name}. I can see you contacted us {when(last.started_at, now)} by {last.channel} "
-                f"about {about}, case {situation.case.id}. No need to explain again: I have the history here.")
     if situation.reopened and situation.case is not None:
         first_fix = situation.case.resolutions[-1]["description"] if situation.case.resolutions else "a fix"
         return (f"Thanks, {name}. I can see case {situation.case.id} about {about}: "
                 f"{situation.case.summary.rstrip('.')}. It was closed {when(situation.case.resolved_at, now)} "
                 f"after this: {first_fix.rstrip('.')}. No need to explain again.")
+    if situation.earlier_contacts:
+        last = situation.earlier_contacts[-1]
+        return (f"Thanks, {name}. I can see you contacted us {when(last.started_at, now)} by {last.channel} "
+                f"about {about}, case {situation.case.id}. No need to explain again: I have the history here.")
     if order is not None:
         return f"Thanks, {name}. I understand this is {issue}, and I can see {about} on your account."
     return f"Thanks, {name}. I understand this is {issue}."
@@ -100,7 +100,7 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
         parts.append("Errors like this are logged for our engineers; nothing you did caused it.")
     elif situation.issue_type == "service":
         parts.append("You should not have had to chase us, and I will make sure this is handled now.")
-    for contact in situation.earlier_contacts[-1:]:
+    for contact in ([] if situation.reopened else situation.earlier_contacts[-1:]):
         parts.append(f"When you contacted us {when(contact.started_at, now)}, this is what happened: "
                      f"{contact.summary.rstrip('.')}. That promise was not kept, and I'm sorry.")
     return " ".join(parts)

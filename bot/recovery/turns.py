@@ -30,10 +30,14 @@ def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
     """Slots refreshed after every customer message (run as a custom slot mapping)."""
     slots: Dict[str, Any] = {}
     claimed = str(turn.metadata.get("customer_id") or "").strip()[:40] if isinstance(turn.metadata, dict) else ""
-    if claimed and claimed != turn.slot("customer_id") and session is not None:
-        history = repo.customer_history(session, claimed)
-        if history is not None:
-            slots.update(customer_id=history.customer_id, customer_name=history.first_name, verified=True)
+    if claimed and claimed != turn.slot("customer_id"):
+        if session is None:
+            # The gateway vouched for this id; with the case system down we cannot show data anyway.
+            slots.update(customer_id=claimed, verified=True)
+        else:
+            history = repo.customer_history(session, claimed)
+            if history is not None:
+                slots.update(customer_id=history.customer_id, customer_name=history.first_name, verified=True)
     issue = None
     if turn.intent and turn.intent.startswith("complain_"):
         # The intent says it is a complaint; the blended issue-type model says about what.
@@ -336,7 +340,15 @@ def fallback(turn: TurnInput, session: Optional[Session]) -> TurnReply:
 
 
 def database_outage(turn: TurnInput) -> TurnReply:
-    """The case system is down: stay polite, promise nothing we can't check, offer a person."""
+    """The case system is down: stay polite, promise nothing we can't check, offer a person.
+
+    A person can still be brought in: the handoff is then recorded in the tracker only.
+    """
+    wants_person = turn.intent == "request_human" or (
+        turn.intent == "affirm" and turn.slot("pending_question") == "offer_human")
+    if wants_person or turn.slot("handed_off"):
+        return handoff(turn, None, reason="customer_request") if not turn.slot("handed_off") else \
+            waiting_for_agent(turn, None)
     reply = TurnReply().say("I'm sorry: I can't reach our case system right now, so I can't look up your "
                             "order. Your message is saved.")
     reply.respond("utter_offer_human")
