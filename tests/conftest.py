@@ -48,3 +48,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[st
     monkeypatch.setenv("MEND_DATABASE_URL", url)
     yield url
     get_engine(url).dispose()
+
+
+@pytest.fixture(scope="session")
+def live_bot(tmp_path_factory) -> Iterator[str]:
+    """The real product on loopback: Rasa + action server, own case database and tracker store."""
+    from bot.services import Services
+    from bot.setup import MODEL
+
+    if not MODEL.exists():
+        pytest.fail("no trained model: run `make test` (it trains one) or `python -m bot train`")
+    directory = tmp_path_factory.mktemp("live")
+    url = f"sqlite:///{directory / 'mend.db'}"
+    _reset(url)
+    services = Services(rasa_port=5305, actions_port=5355, tracker_db=directory / "tracker.db",
+                        env={"MEND_DATABASE_URL": url}, log_dir=directory / "log")
+    services.start()
+    services.case_db_url = url  # type: ignore[attr-defined]
+    try:
+        yield services
+    finally:
+        services.stop()

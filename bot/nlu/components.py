@@ -167,24 +167,31 @@ class IssueTypeClassifier(GraphComponent):
         return {k: v / total for k, v in mass.items()} if total else {}
 
     def process(self, messages: List[Message]) -> List[Message]:
+        """Two stages: DIET decides whether this is a complaint at all (it sees every intent);
+        the blend of DIET and the text model decides which kind of complaint."""
         texts = [m.get(TEXT) or "" for m in messages]
         text_probs = self._text_model.predict_proba(texts) if (self._text_model is not None and texts) else None
         weight = float(self._config["text_model_weight"])
         for index, message in enumerate(messages):
             diet = self._diet_mass(message)
-            blended = dict(diet)
-            if text_probs is not None and texts[index].strip():
-                classes = list(self._text_model.classes_)
-                blended = {
-                    t: (1 - weight) * diet.get(t, 0.0) + weight * float(text_probs[index][classes.index(t)])
-                    for t in set(classes) | set(diet)
-                    if t in classes or t in diet
-                }
-            if not blended:
+            if not diet:
                 message.set("issue_type", {"name": "other", "confidence": 0.0}, add_to_output=True)
                 continue
+            complaint_mass = 1.0 - diet.get("other", 0.0)
+            if complaint_mass < 0.5:
+                message.set("issue_type", {"name": "other", "confidence": round(1.0 - complaint_mass, 4)},
+                            add_to_output=True)
+                continue
+            types = [t for t in ISSUE_TYPES if t != "other"]
+            blended = {t: diet.get(t, 0.0) / complaint_mass for t in types}
+            if text_probs is not None and texts[index].strip():
+                classes = list(self._text_model.classes_)
+                text_mass = {t: float(text_probs[index][classes.index(t)]) if t in classes else 0.0 for t in types}
+                text_total = sum(text_mass.values()) or 1.0
+                blended = {t: (1 - weight) * blended[t] + weight * text_mass[t] / text_total for t in types}
             best = max(blended, key=blended.get)
-            message.set("issue_type", {"name": best, "confidence": round(blended[best], 4)}, add_to_output=True)
+            message.set("issue_type", {"name": best, "confidence": round(blended[best] * complaint_mass, 4)},
+                        add_to_output=True)
         return messages
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

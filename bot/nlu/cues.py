@@ -35,6 +35,8 @@ _LETTERS = re.compile(r"[A-Za-z]")
 _SHOUTED_WORD = re.compile(r"\b[A-Z]{2,}[A-Z']*\b")
 _EXCLAMATION_RUN = re.compile(r"!{2,}")
 _QUESTION_RUN = re.compile(r"\?{2,}|\?!|!\?")
+# Masked swearing ("f***", "sh*t", "a**") is split by the tokenizer, so it is matched on the text.
+_MASKED_PROFANITY = re.compile(r"\b(?:f|sh|a|b|d)[*#@$%!]{2,}\w*|\bf[*#@$]+k\w*|\bsh[*#@$]+t\w*", re.IGNORECASE)
 _ACRONYMS = {"OK", "ID", "US", "USA", "UK", "EU", "TV", "PC", "ASAP", "FAQ", "PIN", "SMS", "UPS", "DHL", "USPS", "FEDEX", "CEO", "BBB", "EMAIL"}
 
 
@@ -87,6 +89,10 @@ class CueDetector:
         if len(shouted) >= 2 or (report.capital_ratio > 0.6 and len(letters) >= 8):
             report.counts["capitals"] = max(1, len(shouted))
             report.cues.append(f"capitals: \"{' '.join(shouted[:4])}\"")
+        masked = _MASKED_PROFANITY.findall(text)
+        if masked:
+            report.counts["profanity"] = report.counts.get("profanity", 0) + len(masked)
+            report.cues.append(f"profanity: \"{masked[0]}\"")
         exclamations = _EXCLAMATION_RUN.findall(text)
         if exclamations:
             report.counts["exclamations"] = len(exclamations)

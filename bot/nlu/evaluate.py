@@ -10,7 +10,7 @@ import argparse
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
@@ -85,22 +85,37 @@ async def _parse_all(model_path: Path, texts: Sequence[str]) -> List[Dict]:
     return [await agent.parse_message(text) for text in texts]
 
 
-def evaluate(model_path: Path, data_path: Path = HOLDOUT) -> Dict[str, Scores]:
+def _parse_over_http(rasa_url: str, texts: Sequence[str]) -> List[Dict]:
+    import json
+    import urllib.request
+
+    parses = []
+    for text in texts:
+        request = urllib.request.Request(f"{rasa_url}/model/parse", data=json.dumps({"text": text}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            parses.append(json.loads(response.read()))
+    return parses
+
+
+def evaluate(model_path: Path | None = None, data_path: Path = HOLDOUT, rasa_url: str | None = None) -> Dict[str, Any]:
+    """Score the model on labelled examples, loading it here or asking a running Rasa server."""
     examples = load_examples(data_path)
     texts = [e.text for e in examples]
-    parses = asyncio.run(_parse_all(model_path, texts))
+    parses = _parse_over_http(rasa_url, texts) if rasa_url else asyncio.run(_parse_all(model_path, texts))
     mend = score(examples, [p["issue_type"]["name"] for p in parses], [p["frustration"]["level"] for p in parses])
     baseline = score(examples, [], vader_levels(texts))
-    return {"mend": mend, "vader": baseline, "parses": parses, "examples": examples}  # type: ignore[dict-item]
+    return {"mend": mend, "vader": baseline, "parses": parses, "examples": examples}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=PROJECT_ROOT / "models" / "mend.tar.gz")
     parser.add_argument("--data", type=Path, default=HOLDOUT)
+    parser.add_argument("--rasa-url", help="parse with a running Rasa server instead of loading the model")
     parser.add_argument("--errors", action="store_true", help="list the misclassified examples")
     args = parser.parse_args(argv)
-    result = evaluate(args.model, args.data)
+    result = evaluate(args.model, args.data, args.rasa_url)
     print(result["mend"].line("Mend"))
     print(result["vader"].line("VADER-only baseline"))
     if args.errors:
