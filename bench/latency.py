@@ -437,7 +437,7 @@ def print_report(results: Dict[str, Any], args: argparse.Namespace) -> Dict[str,
     mend_runs = {run["concurrency"]: run for run in results.get("mend", {}).get("runs", [])}
     stock_runs = {run["concurrency"]: run for run in results.get("stock", {}).get("runs", [])}
     print()
-    if stock_runs:
+    if stock_runs and mend_runs:
         print("p95 ratio Mend/stock:")
         for concurrency, run in mend_runs.items():
             stock = stock_runs.get(concurrency)

@@ -137,3 +137,13 @@ def test_database_outage_gets_a_graceful_reply_and_offer_of_a_person(db_url, mon
     assert "<utter_handoff>" in reply and chat.slots["handed_off"] is True
     for message in ("resolve it", '/choose_option{"option":"refund_full"}'):
         assert "Traceback" not in chat.texts(chat.say(message, "choose_option"))
+
+
+def test_closing_is_said_once_then_goodbye(db_url):
+    chat = SimulatedChat("sam-close", {"customer_id": "cust-1002"})
+    chat.say("charged twice for B2002", "complain_billing", entities={"order_id": "B2002"})
+    chat.say('/choose_option{"option":"refund_duplicate"}', "choose_option", entities={"option": "refund_duplicate"})
+    first = chat.texts(chat.say("yes", "affirm"))
+    assert "Thank you for your patience" in first and "<utter_anything_else>" in first
+    assert chat.texts(chat.say("bye", "goodbye")) == "<utter_goodbye>"
+    assert chat.texts(chat.say("thanks", "thank")) == "<utter_you_are_welcome>"

@@ -19,10 +19,12 @@ from rasa.shared.nlu.constants import INTENT, METADATA, METADATA_EXAMPLE, METADA
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot import rasa_speedups
 from bot.nlu.cues import detector_for
 from bot.nlu.frustration_model import LEVELS, FrustrationModel
 
 logger = logging.getLogger(__name__)
+rasa_speedups.apply()  # Rasa's server imports this module to load the pipeline
 
 ISSUE_TYPES = ("delivery", "billing", "product", "account", "technical", "service", "other")
 

@@ -119,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result["mend"].line("Mend"))
     print(result["vader"].line("VADER-only baseline"))
     if args.errors:
+        from sklearn.metrics import classification_report
+
+        print(classification_report([e.issue_type for e in result["examples"]],
+                                    [p["issue_type"]["name"] for p in result["parses"]], zero_division=0))
         for example, parse in zip(result["examples"], result["parses"]):
             issue, level = parse["issue_type"]["name"], parse["frustration"]["level"]
             if issue != example.issue_type or level != example.frustration:

@@ -248,7 +248,8 @@ def close_loop(turn: TurnInput, session: Optional[Session]) -> TurnReply:
     """Confirm the fix, thank the customer, and leave the door open (playbook step 7)."""
     reply = TurnReply()
     case_id = turn.slot("case_id")
-    if turn.slot("resolution") and case_id:
+    already_closed = "close_loop" in (turn.slot("playbook_steps") or [])
+    if turn.slot("resolution") and case_id and not already_closed:
         name = turn.slot("customer_name") or ""
         reply.say(f"Thank you for your patience{', ' + name if name else ''}. Your reference is {case_id}; "
                   "if anything else goes wrong with it, just write here and the full history is with us.")
@@ -256,14 +257,14 @@ def close_loop(turn: TurnInput, session: Optional[Session]) -> TurnReply:
             repo.record_contact(session, case_id, turn.conversation_id, "Chat: customer accepted the resolution.",
                                 turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
                                 now=turn.now)
-        reply.respond("utter_anything_else")
-        reply.slots.update(pending_question="anything_else", playbook_step="close_loop",
-                           playbook_steps=add_steps(turn.slot("playbook_steps"), "close_loop"))
-        return reply
-    if turn.intent == "goodbye":
-        return reply.respond("utter_goodbye")
-    reply.respond("utter_you_are_welcome")
-    return reply
+        reply.slots.update(playbook_step="close_loop", playbook_steps=add_steps(turn.slot("playbook_steps"), "close_loop"))
+        if turn.intent == "goodbye":
+            reply.slots["pending_question"] = None
+            return reply.respond("utter_goodbye")
+        reply.slots["pending_question"] = "anything_else"
+        return reply.respond("utter_anything_else")
+    reply.slots["pending_question"] = None
+    return reply.respond("utter_goodbye" if turn.intent == "goodbye" else "utter_you_are_welcome")
 
 
 def follow_up(turn: TurnInput, session: Session) -> TurnReply:
