@@ -78,6 +78,9 @@ def run_turn(turn: Turn, tracker: Tracker, dispatcher: CollectingDispatcher) -> 
     except SQLAlchemyError as error:
         logger.error("Case database unavailable in %s: %s", getattr(turn, "__name__", turn), error)
         reply = turns.database_outage(conversation)
+    except Exception:  # a bug must not leave the customer without an answer
+        logger.exception("Recovery turn %s failed", getattr(turn, "__name__", turn))
+        reply = turns.unexpected_failure(conversation)
     return emit(reply, dispatcher)
 
 

@@ -147,3 +147,17 @@ def test_closing_is_said_once_then_goodbye(db_url):
     assert "Thank you for your patience" in first and "<utter_anything_else>" in first
     assert chat.texts(chat.say("bye", "goodbye")) == "<utter_goodbye>"
     assert chat.texts(chat.say("thanks", "thank")) == "<utter_you_are_welcome>"
+
+
+def test_a_bug_in_a_turn_still_gets_a_reply(db_url, monkeypatch):
+    from bot.recovery import turns
+
+    def broken(turn, session):
+        raise KeyError("simulated bug")
+
+    monkeypatch.setattr(turns, "close_loop", broken)
+    from actions import actions as mend_actions
+    monkeypatch.setattr(mend_actions.ActionCloseLoop, "turn", staticmethod(broken))
+    chat = SimulatedChat("bug-1")
+    reply = chat.texts(chat.say("thanks", "thank"))
+    assert "something went wrong on my side" in reply and "<utter_offer_human>" in reply

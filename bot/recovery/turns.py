@@ -355,3 +355,11 @@ def database_outage(turn: TurnInput) -> TurnReply:
     reply.respond("utter_offer_human")
     reply.slots.update(pending_question="offer_human")
     return reply
+
+
+def unexpected_failure(turn: TurnInput) -> TurnReply:
+    """Something broke on our side: apologise, keep the message, offer a person."""
+    reply = TurnReply().say("Sorry, something went wrong on my side. Your message is saved.")
+    reply.respond("utter_offer_human")
+    reply.slots.update(pending_question="offer_human")
+    return reply
