@@ -93,13 +93,14 @@ def test_bad_input_gets_a_reply_and_every_event_is_kept(live_bot, message):
     assert any(r.get("text") for r in replies), "the bot answered nothing"
     assert all("Traceback" not in (r.get("text") or "") for r in replies)
     user_events = [e for e in visitor.tracker()["events"] if e["event"] == "user"]
-    assert len(user_events) == 3 and user_events[1]["text"] == message
+    assert len(user_events) == 3 and user_events[1]["text"] == message.strip()  # Rasa trims whitespace
 
 
 def test_hostile_ids_reveal_nothing(live_bot):
     visitor = _customer(live_bot)
     visitor.say("where is my order")
-    text = visitor.text_of(visitor.say("dana@example.com' OR '1'='1 and order A1001' OR 1=1 --"))
-    text += visitor.text_of(visitor.say("<b>dana@example.com</b> B2002"))
+    text = visitor.text_of(visitor.say("nobody@example.com' OR '1'='1 and order A1001' OR 1=1 --"))
+    text += visitor.text_of(visitor.say("' OR 1=1; -- order A1001"))
+    text += visitor.text_of(visitor.say("<b>dana@example.com</b> B2002"))  # Dana's email, Sam's order
     for secret in ("Dana", "headphones", "CASE-501", "Sam", "59.99"):
         assert secret not in text

@@ -49,9 +49,12 @@ def acknowledgement(situation: Situation, now: Optional[datetime] = None) -> str
                 f"{situation.case.summary.rstrip('.')}. It was closed {when(situation.case.resolved_at, now)} "
                 f"after this: {first_fix.rstrip('.')}. No need to explain again.")
     if situation.earlier_contacts:
-        last = situation.earlier_contacts[-1]
-        return (f"Thanks, {name}. I can see you contacted us {when(last.started_at, now)} by {last.channel} "
-                f"about {about}, case {situation.case.id}. No need to explain again: I have the history here.")
+        contacts = situation.earlier_contacts
+        last = contacts[-1]
+        times = "once" if len(contacts) == 1 else f"{len(contacts)} times"
+        return (f"Thanks, {name}. I can see you've contacted us {times} about {about}, case {situation.case.id}, "
+                f"most recently {when(last.started_at, now)} by {last.channel}. No need to explain again: "
+                "I have the history here.")
     if order is not None:
         return f"Thanks, {name}. I understand this is {issue}, and I can see {about} on your account."
     return f"Thanks, {name}. I understand this is {issue}."
@@ -100,7 +103,9 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
         parts.append("Errors like this are logged for our engineers; nothing you did caused it.")
     elif situation.issue_type == "service":
         parts.append("You should not have had to chase us, and I will make sure this is handled now.")
-    for contact in ([] if situation.reopened else situation.earlier_contacts[-1:]):
-        parts.append(f"When you contacted us {when(contact.started_at, now)}, this is what happened: "
-                     f"{contact.summary.rstrip('.')}. That promise was not kept, and I'm sorry.")
+    # Promises are made by people: name the latest one a colleague made, and that it was broken.
+    promises = [] if situation.reopened else [c for c in situation.earlier_contacts if c.handled_by != "bot"]
+    for contact in promises[-1:]:
+        parts.append(f"When you contacted us {when(contact.started_at, now)} by {contact.channel}, this is what "
+                     f"happened: {contact.summary.rstrip('.')}. That promise was not kept, and I'm sorry.")
     return " ".join(parts)
