@@ -67,8 +67,8 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
     parts = []
     if situation.issue_type == "delivery" and order is not None and order.shipments:
         shipment = order.shipments[-1]
-        parts.append(f"Your {order.item} shipped {when(shipment['shipped_at'], now)} with {shipment['carrier']} "
-                     f"(tracking {shipment['tracking_number']})")
+        parts.append(f"Your order {order.id} ({order.item}) shipped {when(shipment['shipped_at'], now)} with "
+                     f"{shipment['carrier']} (tracking {shipment['tracking_number']})")
         if shipment.get("promised_at") and not shipment.get("delivered_at"):
             parts[-1] += f" and was promised for {when(shipment['promised_at'], now)}"
         parts[-1] += "."
@@ -94,8 +94,8 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
                          f"{when(next((s['delivered_at'] for s in order.shipments if s.get('delivered_at')), order.placed_at), now)}.")
     elif situation.issue_type == "account":
         if history.account_status == "locked":
-            detail = history.account_status_detail or "after several failed sign-in attempts"
-            parts.append(f"Your account is locked: {detail}. That is an automatic safety lock; "
+            detail = history.account_status_detail or "locked after several failed sign-in attempts"
+            parts.append(f"Your account was {detail}. That is an automatic safety lock; "
                          "your orders and data are safe.")
         else:
             parts.append("Your account itself is active on our side.")
