@@ -15,7 +15,7 @@ from bot.casedb.seed import seed_demo
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 POSTGRES_URL = os.environ.get("MEND_TEST_POSTGRES_URL")
-NOW = datetime(2026, 11, 25, 12, 0, 0)
+NOW = datetime.utcnow().replace(microsecond=0)  # seeded "now": the bot computes "2 days ago" from the real clock
 
 
 def pytest_report_header(config: pytest.Config) -> str:
