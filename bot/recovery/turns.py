@@ -72,8 +72,8 @@ def handle_complaint(turn: TurnInput, session: Session) -> TurnReply:
 def _ask_to_verify(turn: TurnInput, issue: str) -> TurnReply:
     reply = TurnReply()
     noun = ISSUE_NOUNS.get(issue, "your request")
-    reply.say(f"I understand: this is about {noun}.") if issue in COMPLAINT_TYPES else None
     if issue in COMPLAINT_TYPES:
+        reply.say(f"I understand: this is about {noun}.")
         reply.respond("utter_apologize")
     reply.respond("utter_ask_verification")
     reply.slots.update(pending_question="verify",
