@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from bot.casedb.engine import session_scope
 from bot.recovery import turns
 from bot.recovery.conversation import TurnInput, TurnReply
+from bot.recovery.tracker_state import turn_input as tracker_turn_input
 
 logger = logging.getLogger(__name__)
 
@@ -25,35 +26,7 @@ Turn = Callable[[TurnInput, Session], TurnReply]
 
 
 def turn_input(tracker: Tracker) -> TurnInput:
-    """The conversation as the recovery logic sees it."""
-    latest = tracker.latest_message or {}
-    entities: Dict[str, List[str]] = {}
-    for entity in latest.get("entities") or []:
-        if isinstance(entity, dict) and entity.get("entity") and entity.get("value") is not None:
-            entities.setdefault(str(entity["entity"]), []).append(str(entity["value"]))
-    frustration: List[Dict[str, Any]] = []
-    failed = 0
-    for event in tracker.events:
-        if event.get("event") != "user":
-            continue
-        parse = event.get("parse_data") or {}
-        if isinstance(parse.get("frustration"), dict):
-            frustration.append(parse["frustration"])
-        intent = (parse.get("intent") or {}).get("name")
-        if intent == "nlu_fallback" and (event.get("text") or "").strip():
-            failed += 1
-    metadata = latest.get("metadata") if isinstance(latest.get("metadata"), dict) else {}
-    return TurnInput(
-        conversation_id=tracker.sender_id,
-        text=str(latest.get("text") or ""),
-        intent=(latest.get("intent") or {}).get("name"),
-        issue_type=(latest.get("issue_type") or {}).get("name") if isinstance(latest.get("issue_type"), dict) else None,
-        entities=entities,
-        metadata=metadata or {},
-        slots=dict(tracker.slots),
-        message_frustration=frustration,
-        failed_turns=failed,
-    )
+    return tracker_turn_input(tracker.sender_id, tracker.slots, tracker.latest_message, tracker.events)
 
 
 def emit(reply: TurnReply, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
@@ -116,39 +89,39 @@ class ActionTrackConversation(Action):
 
 class ActionHandleComplaint(RecoveryAction):
     action_name = "action_handle_complaint"
-    turn = staticmethod(turns.handle_complaint)
+    turn = staticmethod(turns.ACTION_TURNS["action_handle_complaint"])
 
 
 class ActionVerifyCustomer(RecoveryAction):
     action_name = "action_verify_customer"
-    turn = staticmethod(turns.verify)
+    turn = staticmethod(turns.ACTION_TURNS["action_verify_customer"])
 
 
 class ActionApplyResolution(RecoveryAction):
     action_name = "action_apply_resolution"
-    turn = staticmethod(turns.apply_resolution)
+    turn = staticmethod(turns.ACTION_TURNS["action_apply_resolution"])
 
 
 class ActionAnswerConfirmation(RecoveryAction):
     action_name = "action_answer_confirmation"
-    turn = staticmethod(turns.answer_confirmation)
+    turn = staticmethod(turns.ACTION_TURNS["action_answer_confirmation"])
 
 
 class ActionCloseLoop(RecoveryAction):
     action_name = "action_close_loop"
-    turn = staticmethod(turns.close_loop)
+    turn = staticmethod(turns.ACTION_TURNS["action_close_loop"])
 
 
 class ActionFollowUp(RecoveryAction):
     action_name = "action_follow_up"
-    turn = staticmethod(turns.follow_up)
+    turn = staticmethod(turns.ACTION_TURNS["action_follow_up"])
 
 
 class ActionHandoff(RecoveryAction):
     action_name = "action_handoff"
-    turn = staticmethod(lambda conversation, session: turns.handoff(conversation, session, "customer_request"))
+    turn = staticmethod(turns.ACTION_TURNS["action_handoff"])
 
 
 class ActionFallback(RecoveryAction):
     action_name = "action_fallback"
-    turn = staticmethod(turns.fallback)
+    turn = staticmethod(turns.ACTION_TURNS["action_fallback"])

@@ -1,7 +1,9 @@
 """Mend's command line: ``python -m bot <command>``.
 
 setup        create the spaCy pipeline, migrate and seed the database, train if needed
-run          setup, then start the action server and Rasa on loopback until Ctrl-C
+run          setup, then start the action server, Rasa (loopback) and the gateway until Ctrl-C
+gateway [--port N]   serve only the gateway (Rasa must be running)
+accounts create|password|list      manage staff accounts (agents, trainers, admins)
 train        train the model now
 db upgrade | db seed | db reset     manage the case database (MEND_DATABASE_URL)
 evaluate     held-out NLU quality beside the VADER baseline
@@ -20,23 +22,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _run() -> int:
+    from bot.gateway.config import load_config
+    from bot.gateway.server import DEMO_ACCOUNTS_FILE
     from bot.services import Services
     from bot.setup import setup_all
 
     setup_all()
-    services = Services()
-    print("mend: starting the action server and Rasa (loading the model takes about a minute)...")
+    config = load_config()
+    services = Services(gateway_port=config.port)
+    print("mend: starting the action server, Rasa and the gateway (loading the model takes about a minute)...")
     services.start()
-    url = services.rasa_url
+    base = config.base_url
+    accounts = DEMO_ACCOUNTS_FILE.read_text(encoding="utf-8") if DEMO_ACCOUNTS_FILE.exists() else ""
     print(f"""
 mend is running.
-  Talk to the bot through Rasa's REST channel, as a verified customer (Dana, order A1001):
-    curl -s {url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
-      -d '{{"sender": "demo-dana", "message": "where is my headphones order?!", "metadata": {{"customer_id": "cust-1001"}}}}'
-  or anonymously (the bot asks for your email and order number, e.g. sam@example.com and B2002):
-    curl -s {url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
-      -d '{{"sender": "demo-anon", "message": "I was charged twice for my order"}}'
-  Parse only:  curl -s {url}/model/parse -d '{{"text": "this is the THIRD time I ask, where is my parcel"}}'
+  Demo shop with the chat widget:   {base}/              (as a signed-in customer: {base}/?as=cust-1001)
+  Agent console:                    {base}/console
+  Trainer page:                     {base}/trainer
+  Staff logins ({DEMO_ACCOUNTS_FILE.relative_to(DEMO_ACCOUNTS_FILE.parents[1])}; more with: python -m bot accounts create NAME --role agent):
+{"".join("    " + line + chr(10) for line in accounts.splitlines() if line and not line.startswith("#"))}
+  Rasa (loopback only, for scripts): {services.rasa_url}/webhooks/rest/webhook
   Logs: var/log/    Case database: var/mend.db    Stop: Ctrl-C
 """, flush=True)
     stopping = False
@@ -62,7 +67,7 @@ mend is running.
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "run", "train", "db", "evaluate"])
+    parser.add_argument("command", choices=["setup", "run", "gateway", "accounts", "train", "db", "evaluate"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     if options.command == "setup":
@@ -72,6 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if options.command == "run":
         return _run()
+    if options.command == "gateway":
+        from bot.gateway.server import serve
+
+        gateway_args = argparse.ArgumentParser(prog="python -m bot gateway")
+        gateway_args.add_argument("--port", type=int)
+        serve(gateway_args.parse_args(options.args).port)
+        return 0
+    if options.command == "accounts":
+        from bot.gateway.accounts_cli import main as accounts_main
+
+        return accounts_main(options.args)
     if options.command == "train":
         from bot.setup import ensure_model
 

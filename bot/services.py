@@ -1,4 +1,4 @@
-"""Start and stop Mend's processes (action server, Rasa server) on loopback.
+"""Start and stop Mend's processes (action server, Rasa server, gateway).
 
 Used by ``python -m bot run`` (``make run``), by the test suite and by the benchmark,
 so all three run the product the same way.
@@ -45,7 +45,7 @@ def wait_for(url: str, timeout: float, process: Optional[subprocess.Popen] = Non
 
 @dataclass
 class Services:
-    """The running bot: an action server and a Rasa server, both on loopback."""
+    """The running product: action server and Rasa on loopback, and optionally the gateway in front."""
 
     model: Path = PROJECT_ROOT / "models" / "mend.tar.gz"
     rasa_port: int = 5005
@@ -54,11 +54,16 @@ class Services:
     tracker_db: Optional[Path] = None  # another SQLite tracker store (tests, benchmark)
     env: Dict[str, str] = field(default_factory=dict)
     log_dir: Path = PROJECT_ROOT / "var" / "log"
+    gateway_port: Optional[int] = None  # also start the gateway (the only public port) on this port
     processes: List[subprocess.Popen] = field(default_factory=list)
 
     @property
     def rasa_url(self) -> str:
         return f"http://{LOOPBACK}:{self.rasa_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.gateway_port}"
 
     def _endpoints_file(self) -> Path:
         if self.endpoints is not None:
@@ -90,9 +95,19 @@ class Services:
             cwd=PROJECT_ROOT, env=env, stdout=open(self.log_dir / f"rasa-{self.rasa_port}.log", "w"),
             stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(rasa)
+        gateway = None
+        if self.gateway_port is not None:
+            gateway = subprocess.Popen(
+                [python, "-m", "bot", "gateway", "--port", str(self.gateway_port)], cwd=PROJECT_ROOT,
+                env=dict(env, MEND_RASA_URL=self.rasa_url),
+                stdout=open(self.log_dir / f"gateway-{self.gateway_port}.log", "w"),
+                stderr=subprocess.STDOUT, start_new_session=True)
+            self.processes.append(gateway)
         try:
             wait_for(f"http://{LOOPBACK}:{self.actions_port}/health", timeout, actions)
             wait_for(f"{self.rasa_url}/status", timeout, rasa)
+            if gateway is not None:
+                wait_for(f"{self.gateway_url}/healthz", timeout, gateway)
         except Exception:
             self.stop()
             raise

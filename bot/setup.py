@@ -81,4 +81,8 @@ def ensure_model(force: bool = False) -> bool:
 def setup_all() -> None:
     ensure_spacy()
     ensure_database()
+    from bot.gateway.server import DEMO_ACCOUNTS_FILE, ensure_demo_accounts
+
+    if ensure_demo_accounts():
+        print(f"mend: created demo staff accounts; their passwords are in {DEMO_ACCOUNTS_FILE.relative_to(PROJECT_ROOT)}")
     ensure_model()

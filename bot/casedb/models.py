@@ -11,6 +11,7 @@ from typing import Optional
 
 from sqlalchemy import (
     Boolean,
+    Index,
     Column,
     DateTime,
     Float,
@@ -202,3 +203,60 @@ class FollowUp(Base):
     done = Column(Boolean, nullable=False, default=False)
     created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
 
+
+
+# -- the gateway: staff accounts and the chat transcript as the customer saw it -----------------
+class Account(Base):
+    """A staff member who logs in to the console (agent) or trainer page (trainer, admin)."""
+
+    __tablename__ = "accounts"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    username = Column(String(80), nullable=False, unique=True, index=True)
+    display_name = Column(String(200), nullable=False)
+    password_hash = Column(String(300), nullable=False)
+    role = Column(String(20), nullable=False, default="agent")
+    disabled = Column(Boolean, nullable=False, default=False)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class ChatConversation(Base):
+    """A widget conversation and who is answering it: the bot, a queue, or an agent."""
+
+    __tablename__ = "chat_conversations"
+
+    id = Column(String(64), primary_key=True)
+    customer_id = Column(String(40), ForeignKey("customers.id"), index=True)
+    status = Column(String(20), nullable=False, default="bot")  # bot | waiting | agent | closed
+    assigned_agent = Column(String(80), index=True)
+    last_agent = Column(String(80))
+    handoff_reason = Column(String(40))
+    handoff_summary = Column(Text)
+    waiting_since = Column(DateTime)
+    issue_type = Column(String(20))
+    frustration_level = Column(String(10))
+    frustration_score = Column(Float)
+    case_id = Column(String(40))
+    playbook_steps = Column(Text)  # JSON list, as the tracker last reported it
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    last_activity = Column(DateTime, nullable=False, default=datetime.utcnow, index=True)
+
+
+class ChatMessage(Base):
+    """Every message, stored before it is acknowledged so that no process restart loses it."""
+
+    __tablename__ = "chat_messages"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_id = Column(String(64), ForeignKey("chat_conversations.id"), nullable=False, index=True)
+    client_id = Column(String(80))
+    sender = Column(String(10), nullable=False)  # customer | bot | agent | system
+    agent = Column(String(80))
+    text = Column(Text, nullable=False, default="")
+    payload = Column(Text)
+    buttons = Column(Text)      # JSON list of {title, payload}
+    parse = Column(Text)        # JSON: frustration and issue type of a customer message
+    delivered_to_bot = Column(Boolean, nullable=False, default=False)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    __table_args__ = (Index("ix_chat_messages_client", "conversation_id", "client_id", unique=True),)

@@ -363,3 +363,20 @@ def unexpected_failure(turn: TurnInput) -> TurnReply:
     reply.respond("utter_offer_human")
     reply.slots.update(pending_question="offer_human")
     return reply
+
+
+def _customer_asked_for_person(turn: TurnInput, session: Optional[Session]) -> TurnReply:
+    return handoff(turn, session, reason="customer_request")
+
+
+# The custom action that runs each turn function (actions/ registers them; the gateway previews them).
+ACTION_TURNS = {
+    "action_handle_complaint": handle_complaint,
+    "action_verify_customer": verify,
+    "action_apply_resolution": apply_resolution,
+    "action_answer_confirmation": answer_confirmation,
+    "action_close_loop": close_loop,
+    "action_follow_up": follow_up,
+    "action_handoff": _customer_asked_for_person,
+    "action_fallback": fallback,
+}

@@ -1,0 +1,1 @@
+"""The gateway: Mend's only public port, between customers, agents, trainers and Rasa."""

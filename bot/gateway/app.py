@@ -1,0 +1,449 @@
+"""The aiohttp application: pages, the widget and console sockets, the console API, agent login."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import WSMsgType, web
+from aiohttp_session import get_session, new_session, setup as setup_sessions
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from bot.gateway import accounts, transcript
+from bot.gateway.config import GatewayConfig
+from bot.gateway.hub import ConsoleClient, Hub
+from bot.gateway.identity import (
+    TokenError,
+    new_conversation_id,
+    read_resume_token,
+    sign_customer_token,
+    sign_resume_token,
+    verify_customer_token,
+)
+from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_message
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.routing import Database, Router, RoutingError, customer_view
+
+logger = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+TEMPLATES = HERE / "templates"
+WIDGET_MAX_FRAME = 64 * 1024
+HELLO_TIMEOUT = 15.0
+DEMO_CUSTOMERS = [
+    {"id": "cust-1001", "name": "Dana Whitfield", "note": "headphones late, promised yesterday"},
+    {"id": "cust-1002", "name": "Sam Ortiz", "note": "charged twice"},
+    {"id": "cust-1003", "name": "Priya Nair", "note": "replacement blender leaks too"},
+    {"id": "cust-1004", "name": "Lee Chen", "note": "account locked"},
+    {"id": "cust-1005", "name": "Alex Morgan", "note": "parcel lost"},
+]
+
+CONFIG = web.AppKey("config", GatewayConfig)
+ROUTER = web.AppKey("router", Router)
+HUB = web.AppKey("hub", Hub)
+RASA = web.AppKey("rasa", RasaClient)
+DB = web.AppKey("db", Database)
+LIMITER = web.AppKey("limiter", RateLimiter)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+
+
+def _cookie_key(secret: str) -> bytes:
+    """32 raw bytes derived from the session secret (aiohttp-session base64-encodes them for Fernet)."""
+    return hashlib.sha256(("mend-session:" + secret).encode()).digest()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+# -- security around every request -------------------------------------------------------------
+@web.middleware
+async def security_headers(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        if request.path.startswith("/api/") and error.status >= 400:
+            response = _error(error.status, error.reason or "Request refused.")
+        else:
+            raise
+    if not response.prepared:
+        host = request.host
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.path != "/widget.js":
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                f"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                f"connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'; "
+                f"form-action 'self'; object-src 'none'")
+    return response
+
+
+def _origin_allowed(request: web.Request, required: bool) -> bool:
+    origin = request.headers.get("Origin")
+    if not origin:
+        return not required
+    config = request.app[CONFIG]
+    own = f"{request.scheme}://{request.host}"
+    return origin.rstrip("/") in config.origins() or origin.rstrip("/") == own
+
+
+async def current_staff(request: web.Request) -> Optional[accounts.Staff]:
+    session = await get_session(request)
+    username = session.get("username")
+    if not username:
+        return None
+    staff = await request.app[DB].run(accounts.find_staff, username)
+    if staff is None:
+        session.invalidate()
+    return staff
+
+
+def staff_only(role: str = "agent") -> Callable:
+    """Decorator: a logged-in staff member with the role; JSON 401/403 for the API, redirect for pages."""
+    def decorate(handler: Callable[[web.Request, accounts.Staff], Awaitable[web.StreamResponse]]) -> Callable:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            staff = await current_staff(request)
+            if staff is None:
+                if request.path.startswith("/api/"):
+                    return _error(401, "Please log in.")
+                raise web.HTTPFound(f"/login?next={request.path}")
+            if not staff.can(role):
+                return _error(403, f"This needs the {role} role.")
+            if request.method == "POST" and not _origin_allowed(request, required=False):
+                return _error(403, "Cross-site request refused.")
+            request.app[ROUTER].agent_names[staff.username] = staff.name
+            return await handler(request, staff)
+        return wrapped
+    return decorate
+
+
+# -- pages ---------------------------------------------------------------------------------------
+async def shop_page(request: web.Request) -> web.Response:
+    """The demo "host website": it signs a short-lived token for the customer it has logged in."""
+    config = request.app[CONFIG]
+    wanted = request.query.get("as", "")
+    customer = next((c for c in DEMO_CUSTOMERS if c["id"] == wanted), None)
+    token = sign_customer_token(customer["id"], config.customer_token_secret, minutes=15) if customer else ""
+    context = {"widget_url": "/widget.js", "token": token, "customer": customer, "demo_customers": DEMO_CUSTOMERS,
+               "console_url": "/console", "trainer_url": "/trainer"}
+    return aiohttp_jinja2.render_template("shop.html", request, context)
+
+
+async def widget_js(request: web.Request) -> web.FileResponse:
+    response = web.FileResponse(STATIC / "widget.js", headers={"Cache-Control": "no-cache",
+                                                               "Content-Type": "application/javascript"})
+    return response
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template("login.html", request, {"error": None, "next": _safe_next(request.query.get("next"))})
+
+
+def _safe_next(value: Optional[str]) -> str:
+    """Only local paths: a login link must not bounce to another site."""
+    return value if value and value.startswith("/") and not value.startswith("//") and "\\" not in value else "/console"
+
+
+async def login(request: web.Request) -> web.Response:
+    if not _origin_allowed(request, required=False):
+        return _error(403, "Cross-site request refused.")
+    form = await request.post()
+    username = str(form.get("username") or "")[:80]
+    password = str(form.get("password") or "")[:1024]
+    target = _safe_next(str(form.get("next") or ""))
+    key = f"{request.remote}:{username.lower()}"
+    if not request.app[LOGIN_LIMITER].allow(key):
+        return aiohttp_jinja2.render_template("login.html", request, {
+            "error": "Too many attempts. Wait a minute and try again.", "next": target}, status=429)
+    staff = await request.app[DB].run(accounts.authenticate, username, password)
+    if staff is None:
+        return aiohttp_jinja2.render_template("login.html", request, {
+            "error": "Wrong username or password.", "next": target}, status=401)
+    session = await new_session(request)  # a fresh session id on login (no fixation)
+    session["username"] = staff.username
+    raise web.HTTPFound("/trainer" if target == "/console" and staff.role == "trainer" else target)
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPFound("/login")
+
+
+@staff_only("agent")
+async def console_page(request: web.Request, staff: accounts.Staff) -> web.Response:
+    return aiohttp_jinja2.render_template("console.html", request, {"user": staff.as_dict()})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+# -- console API ---------------------------------------------------------------------------------
+@staff_only("agent")
+async def api_me(request: web.Request, staff: accounts.Staff) -> web.Response:
+    return web.json_response(staff.as_dict())
+
+
+@staff_only("agent")
+async def api_queue(request: web.Request, staff: accounts.Staff) -> web.Response:
+    queue = await request.app[DB].run(transcript.queue, staff.username, request.app[CONFIG].live_minutes)
+    return web.json_response(queue)
+
+
+@staff_only("agent")
+async def api_conversation(request: web.Request, staff: accounts.Staff) -> web.Response:
+    detail = await request.app[ROUTER].detail(request.match_info["conversation_id"])
+    return web.json_response(detail) if detail is not None else _error(404, "No such conversation.")
+
+
+async def _json_body(request: web.Request) -> Dict[str, Any]:
+    if request.content_type != "application/json":
+        raise RoutingError(400, "Send JSON (Content-Type: application/json).")
+    try:
+        body = await request.json()
+    except ValueError as error:
+        raise RoutingError(400, "The request body is not valid JSON.") from error
+    if not isinstance(body, dict):
+        raise RoutingError(400, "The request body must be a JSON object.")
+    return body
+
+
+def _routing_errors(handler: Callable) -> Callable:
+    async def wrapped(request: web.Request, staff: accounts.Staff) -> web.Response:
+        try:
+            return await handler(request, staff)
+        except RoutingError as error:
+            return _error(error.status, error.message)
+    return wrapped
+
+
+@staff_only("agent")
+@_routing_errors
+async def api_take(request: web.Request, staff: accounts.Staff) -> web.Response:
+    await request.app[ROUTER].take(request.match_info["conversation_id"], staff.username)
+    return web.json_response({"ok": True})
+
+
+@staff_only("agent")
+@_routing_errors
+async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
+    body = await _json_body(request)
+    text = clean_text(body.get("text"))
+    action = body.get("action") if isinstance(body.get("action"), str) else None
+    limit = request.app[CONFIG].max_message_chars
+    if not text:
+        raise RoutingError(400, "The reply is empty.")
+    if len(text) > limit:
+        raise RoutingError(413, too_long_message(limit))
+    if not request.app[LIMITER].allow("agent:" + staff.username):
+        raise RoutingError(429, RATE_LIMITED)
+    message = await request.app[ROUTER].send(request.match_info["conversation_id"], staff.username, text,
+                                             action[:80] if action else None)
+    return web.json_response({"ok": True, "message": message})
+
+
+@staff_only("agent")
+@_routing_errors
+async def api_handback(request: web.Request, staff: accounts.Staff) -> web.Response:
+    await request.app[ROUTER].hand_back(request.match_info["conversation_id"], staff.username)
+    return web.json_response({"ok": True})
+
+
+# -- sockets -------------------------------------------------------------------------------------
+async def _send_json(socket: web.WebSocketResponse, payload: Dict[str, Any]) -> None:
+    if not socket.closed:
+        await socket.send_str(json.dumps(payload))
+
+
+async def _widget_error(socket: web.WebSocketResponse, code: str, message: str, client_id: Optional[str] = None) -> None:
+    await _send_json(socket, {"type": "error", "code": code, "message": message, "client_id": client_id})
+
+
+async def widget_socket(request: web.Request) -> web.StreamResponse:
+    if not _origin_allowed(request, required=False):
+        return _error(403, "This website may not open the chat.")
+    socket = web.WebSocketResponse(heartbeat=30, max_msg_size=WIDGET_MAX_FRAME)
+    await socket.prepare(request)
+    app = request.app
+    try:
+        first = await socket.receive(timeout=HELLO_TIMEOUT)
+    except asyncio.TimeoutError:
+        await socket.close(code=4400, message=b"hello expected")
+        return socket
+    hello = _parse_frame(first)
+    if hello is None or hello.get("type") != "hello":
+        await _widget_error(socket, "bad_request", "The chat could not start. Please reload the page.")
+        await socket.close(code=4400, message=b"hello expected")
+        return socket
+    try:
+        welcome = await _start_widget_conversation(app, hello)
+    except TokenError as error:
+        await _widget_error(socket, error.code, error.message)
+        await socket.close(code=4401, message=error.code.encode())
+        return socket
+    conversation_id = welcome["conversation_id"]
+    app[HUB].add_widget(conversation_id, socket)
+    try:
+        await _send_json(socket, welcome)
+        async for frame in socket:
+            if frame.type == WSMsgType.ERROR:
+                break
+            await _widget_frame(app, socket, conversation_id, frame)
+    finally:
+        app[HUB].remove_widget(conversation_id, socket)
+    return socket
+
+
+def _parse_frame(frame: Any) -> Optional[Dict[str, Any]]:
+    if frame.type != WSMsgType.TEXT:
+        return None
+    try:
+        data = json.loads(frame.data)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]) -> Dict[str, Any]:
+    """Verify the host's token, then resume this browser's conversation or start one."""
+    config = app[CONFIG]
+    db = app[DB]
+    customer_id: Optional[str] = None
+    token = hello.get("token")
+    if token:
+        customer_id = verify_customer_token(token, config.customer_token_secret, config.customer_token_max_minutes)
+        if not await db.run(transcript.customer_exists, customer_id):
+            raise TokenError("token_invalid", "We could not find your customer account. Please sign in again.")
+    resume = read_resume_token(hello.get("resume"), config.session_secret)
+
+    def open_or_resume(session: Any) -> Dict[str, Any]:
+        conversation = transcript.get_conversation(session, resume["cid"]) if resume else None
+        if conversation is not None and conversation.customer_id not in (None, customer_id):
+            conversation = None  # another customer's chat on a shared browser stays private
+        if conversation is not None and conversation.customer_id is None and customer_id:
+            transcript.update(session, conversation.id, customer_id=customer_id)  # the visitor signed in
+        if not transcript.still_open(conversation, config.conversation_idle_hours):
+            conversation = None
+        if conversation is None and customer_id:
+            conversation = transcript.latest_open_conversation(session, customer_id, config.conversation_idle_hours)
+        if conversation is None:
+            conversation = transcript.open_conversation(session, new_conversation_id(), customer_id)
+        history = [customer_view(transcript.message_dict(m, app[ROUTER].agent_names))
+                   for m in transcript.messages(session, conversation.id, config.history_messages)]
+        agent = conversation.assigned_agent if conversation.status == "agent" else None
+        return {"type": "welcome", "conversation_id": conversation.id,
+                "resume": sign_resume_token(conversation.id, conversation.customer_id, config.session_secret,
+                                            config.resume_days),
+                "customer": {"name": transcript.customer_name(session, conversation.customer_id)}
+                if conversation.customer_id else None,
+                "status": conversation.status,
+                "agent": {"name": app[ROUTER].agent_names.get(agent, agent)} if agent else None,
+                "history": history}
+
+    welcome = await db.run(open_or_resume)
+    if welcome["customer"]:
+        welcome["customer"]["name"] = (welcome["customer"]["name"] or "").split(" ")[0] or None
+    return welcome
+
+
+async def _widget_frame(app: web.Application, socket: web.WebSocketResponse, conversation_id: str, frame: Any) -> None:
+    data = _parse_frame(frame)
+    if data is None or data.get("type") != "message":
+        await _widget_error(socket, "bad_request", "The chat could not read that message. Please try again.")
+        return
+    client_id = data.get("client_id")
+    client_id = client_id[:80] if isinstance(client_id, str) and client_id.strip() else None
+    text = clean_text(data.get("text"))
+    config = app[CONFIG]
+    if not text:
+        await _widget_error(socket, "bad_request", "Please type a message first.", client_id)
+        return
+    if len(text) > config.max_message_chars:
+        await _widget_error(socket, "too_long", too_long_message(config.max_message_chars), client_id)
+        return
+    if not app[LIMITER].allow("widget:" + conversation_id):
+        await _widget_error(socket, "rate_limited", RATE_LIMITED, client_id)
+        return
+    payload = data.get("payload")
+    payload = payload[:500] if isinstance(payload, str) and payload.startswith("/") else None
+    message = await app[ROUTER].accept(conversation_id, text, client_id, payload)
+    await _send_json(socket, {"type": "ack", "client_id": client_id, "id": message["id"]})
+    # Other tabs of the same customer see their own message too.
+    for other in list(app[HUB].widgets.get(conversation_id, ())):
+        if other is not socket:
+            await _send_json(other, {"type": "message", "message": message})
+
+
+async def console_socket(request: web.Request) -> web.StreamResponse:
+    if not _origin_allowed(request, required=True):
+        return _error(403, "Cross-site socket refused.")
+    staff = await current_staff(request)
+    if staff is None:
+        return _error(401, "Please log in.")
+    socket = web.WebSocketResponse(heartbeat=30, max_msg_size=WIDGET_MAX_FRAME)
+    await socket.prepare(request)
+    app = request.app
+    app[ROUTER].agent_names[staff.username] = staff.name
+    client = ConsoleClient(socket, staff.username)
+    app[HUB].add_console(client)
+    try:
+        await _send_json(socket, {"type": "queue", "queue": await app[DB].run(
+            transcript.queue, staff.username, app[CONFIG].live_minutes)})
+        async for frame in socket:
+            data = _parse_frame(frame)
+            if data and data.get("type") == "watch" and isinstance(data.get("conversation_id"), str):
+                client.watching = {data["conversation_id"][:64]}
+    finally:
+        app[HUB].remove_console(client)
+    return socket
+
+
+# -- the application -----------------------------------------------------------------------------
+def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
+    app[CONFIG] = config
+    app[HUB] = Hub()
+    app[DB] = Database(config.database_url)
+    app[RASA] = rasa or RasaClient(config.rasa_url, config.rasa_timeout)
+    app[ROUTER] = Router(app[DB], app[RASA], app[HUB], config.live_minutes, config.history_messages)
+    app[LIMITER] = RateLimiter(config.rate_burst, config.rate_per_minute)
+    app[LOGIN_LIMITER] = RateLimiter(5, 5)
+    setup_sessions(app, EncryptedCookieStorage(
+        _cookie_key(config.session_secret), cookie_name="mend_session", max_age=config.session_hours * 3600,
+        secure=config.cookie_secure, httponly=True, samesite="Strict"))
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
+
+    async def on_startup(app: web.Application) -> None:
+        await app[RASA].start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app[ROUTER].drain()
+        await app[RASA].close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    app.router.add_get("/", shop_page)
+    app.router.add_get("/widget.js", widget_js)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/ws/widget", widget_socket)
+    app.router.add_get("/ws/console", console_socket)
+    app.router.add_get("/api/me", api_me)
+    app.router.add_get("/api/queue", api_queue)
+    app.router.add_get("/api/conversations/{conversation_id}", api_conversation)
+    app.router.add_post("/api/conversations/{conversation_id}/take", api_take)
+    app.router.add_post("/api/conversations/{conversation_id}/send", api_send)
+    app.router.add_post("/api/conversations/{conversation_id}/handback", api_handback)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    return app

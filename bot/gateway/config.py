@@ -1,0 +1,101 @@
+"""Gateway settings (the ``gateway`` section of the settings file, environment overrides) and secrets."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from bot.settings import PROJECT_ROOT, section
+
+SECRETS_FILE = PROJECT_ROOT / "var" / "secrets.json"
+
+
+def secret(name: str, path: Path = SECRETS_FILE) -> str:
+    """A secret from the environment, else from var/secrets.json, generated there on first use."""
+    env = os.environ.get(f"MEND_{name.upper()}")
+    if env:
+        return env
+    stored = {}
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8")) or {}
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"{path} is not valid JSON ({error}); fix or delete it") from error
+    if not stored.get(name):
+        stored[name] = secrets.token_urlsafe(48)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(stored, handle, indent=1)
+        os.replace(tmp, path)
+    return str(stored[name])
+
+
+@dataclass
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout: float = 20.0
+    allowed_origins: List[str] = field(default_factory=list)
+    customer_token_secret: str = ""
+    session_secret: str = ""
+    customer_token_max_minutes: int = 60
+    resume_days: int = 30
+    conversation_idle_hours: float = 24.0
+    max_message_chars: int = 2000
+    rate_burst: int = 8
+    rate_per_minute: float = 30.0
+    session_hours: int = 12
+    cookie_secure: bool = False
+    live_minutes: int = 30
+    history_messages: int = 500
+    database_url: Optional[str] = None  # None: the case database from the settings
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def origins(self) -> List[str]:
+        """Origins whose pages may open sockets: the gateway itself, plus configured host sites."""
+        own = {self.base_url, f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"}
+        return sorted(own | {o.rstrip("/") for o in self.allowed_origins if o})
+
+
+def load_config(**overrides: object) -> GatewayConfig:
+    """The gateway's configuration from the settings file and MEND_* environment variables."""
+    raw = section("gateway")
+    rate = raw.get("rate_limit") or {}
+    env_origins = [o.strip() for o in os.environ.get("MEND_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    public_url = os.environ.get("MEND_PUBLIC_URL") or str(raw.get("public_url") or "")
+    secure = str(raw.get("cookie_secure", "auto")).lower()
+    config = GatewayConfig(
+        host=os.environ.get("MEND_GATEWAY_HOST") or str(raw.get("host") or "127.0.0.1"),
+        port=int(os.environ.get("MEND_GATEWAY_PORT") or raw.get("port") or 8080),
+        public_url=public_url,
+        rasa_url=(os.environ.get("MEND_RASA_URL") or str(raw.get("rasa_url") or "http://127.0.0.1:5005")).rstrip("/"),
+        rasa_timeout=float(raw.get("rasa_timeout_seconds", 20)),
+        allowed_origins=list(raw.get("allowed_origins") or []) + env_origins,
+        customer_token_max_minutes=int(raw.get("customer_token_max_minutes", 60)),
+        resume_days=int(raw.get("resume_days", 30)),
+        conversation_idle_hours=float(raw.get("conversation_idle_hours", 24)),
+        max_message_chars=int(raw.get("max_message_chars", 2000)),
+        rate_burst=int(rate.get("burst", 8)),
+        rate_per_minute=float(rate.get("per_minute", 30)),
+        session_hours=int(raw.get("session_hours", 12)),
+        cookie_secure=public_url.startswith("https://") if secure == "auto" else secure in {"true", "yes", "1"},
+        live_minutes=int(raw.get("live_minutes", 30)),
+        history_messages=int(raw.get("history_messages", 500)),
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    if not config.customer_token_secret:
+        config.customer_token_secret = secret("customer_token_secret")
+    if not config.session_secret:
+        config.session_secret = secret("session_secret")
+    return config

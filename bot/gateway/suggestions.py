@@ -1,0 +1,122 @@
+"""Suggested replies for agents: the trained dialogue policy's top actions, rendered with the case's facts.
+
+Rasa's ``/predict`` scores every action without changing the tracker. Responses
+(``utter_*``) are rendered from the domain with the conversation's slots (conditional
+variations included); custom actions are previewed by running their recovery turn on
+the real case database inside a transaction that is always rolled back, so the agent
+sees exactly what the bot would say, and nothing is recorded until the agent sends it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from sqlalchemy.orm import sessionmaker
+
+from bot.casedb.engine import get_engine
+from bot.recovery import turns
+from bot.recovery.conversation import TurnReply
+from bot.recovery.playbook import STEPS
+from bot.recovery.tracker_state import turn_input
+
+logger = logging.getLogger(__name__)
+
+# Actions that are machinery, not something an agent would say.
+NOT_REPLIES = {
+    "action_listen", "action_track_conversation", "action_session_start", "action_restart", "action_back",
+    "action_default_fallback", "action_deactivate_loop", "action_revert_fallback_events", "action_extract_slots",
+    "action_default_ask_affirmation", "action_default_ask_rephrase", "action_two_stage_fallback",
+    "action_unlikely_intent", "action_follow_up",
+}
+# The playbook step a domain response serves.
+RESPONSE_STEPS = {
+    "utter_apologize": "apologize", "utter_ask_verification": "acknowledge", "utter_offer_human": "keep_informed",
+    "utter_handoff": "keep_informed", "utter_anything_else": "close_loop", "utter_goodbye": "close_loop",
+    "utter_you_are_welcome": "close_loop", "utter_greet": "acknowledge",
+}
+
+
+def ranked_actions(prediction: Mapping[str, Any], limit: int = 3) -> List[Tuple[str, float]]:
+    scores = [(str(s.get("action")), float(s.get("score") or 0.0)) for s in prediction.get("scores") or []
+              if isinstance(s, dict) and s.get("action")]
+    scores.sort(key=lambda pair: pair[1], reverse=True)
+    wanted = [(a, s) for a, s in scores if a not in NOT_REPLIES and (a.startswith("utter_") or a in turns.ACTION_TURNS)]
+    return wanted[:limit]
+
+
+def _condition_holds(condition: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> bool:
+    return all(c.get("type") != "slot" or slots.get(c.get("name")) == c.get("value") for c in condition)
+
+
+def render_response(name: str, domain: Mapping[str, Any], slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """A domain response as Rasa would pick it: matching conditional variations first, then the plain ones."""
+    variations = [v for v in (domain.get("responses") or {}).get(name) or [] if isinstance(v, dict)]
+    conditional = [v for v in variations if v.get("condition") and _condition_holds(v["condition"], slots)]
+    chosen = (conditional or [v for v in variations if not v.get("condition")] or [None])[0]
+    if chosen is None or not chosen.get("text"):
+        return None
+    text = str(chosen["text"])
+    try:
+        text = text.format_map({k: ("" if v is None else v) for k, v in slots.items()})
+    except (KeyError, ValueError, IndexError):
+        pass  # a template naming an unset slot is shown as written
+    return {"text": text, "buttons": list(chosen.get("buttons") or [])}
+
+
+def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional[str] = None) -> TurnReply:
+    """What a custom action would say now, computed on the real database and rolled back."""
+    # The agent speaks as the bot would if it still had the conversation.
+    slots = dict(tracker.get("slots") or {}, handed_off=False)
+    turn = turn_input(str(tracker.get("sender_id") or ""), slots, tracker.get("latest_message"),
+                      tracker.get("events") or [])
+    session = sessionmaker(bind=get_engine(database_url), future=True)()
+    try:
+        return turns.ACTION_TURNS[action](turn, session)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _join(parts: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {"text": " ".join(p["text"] for p in parts if p.get("text")).strip(),
+            "buttons": next((p["buttons"] for p in reversed(parts) if p.get("buttons")), [])}
+
+
+def render_action(action: str, tracker: Mapping[str, Any], domain: Mapping[str, Any],
+                  database_url: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    slots = tracker.get("slots") or {}
+    if action.startswith("utter_"):
+        rendered = render_response(action, domain, slots)
+        if rendered:
+            rendered["step"] = RESPONSE_STEPS.get(action)
+        return rendered
+    reply = preview_turn(action, tracker, database_url)
+    merged = dict(slots, **reply.slots)
+    parts = [render_response(m.response, domain, merged) if m.response else {"text": m.text, "buttons": m.buttons}
+             for m in reply.messages]
+    rendered = _join([p for p in parts if p])
+    if not rendered["text"]:
+        return None
+    before = set(slots.get("playbook_steps") or [])
+    new_steps = [s for s in reply.slots.get("playbook_steps") or [] if s not in before]
+    step = reply.slots.get("playbook_step") or (new_steps[-1] if new_steps else None)
+    rendered["step"] = step if step in STEPS else None
+    return rendered
+
+
+def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
+                limit: int = 3) -> List[Dict[str, Any]]:
+    """The top ``limit`` renderable replies, best first, each with its action, step and confidence."""
+    tracker = prediction.get("tracker") or {}
+    result: List[Dict[str, Any]] = []
+    for action, score in ranked_actions(prediction, limit=limit + 3):
+        try:
+            rendered = render_action(action, tracker, domain, database_url)
+        except Exception:  # one broken preview must not take the others down
+            logger.exception("Could not preview %s", action)
+            continue
+        if rendered:
+            result.append({"action": action, "confidence": round(score, 3), **rendered})
+        if len(result) == limit:
+            break
+    return result
