@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for c in python3.10 "$$(pyenv root 2>/dev/null)/versions/3.
 	"$$HOME/.pyenv/versions/3.10.13/bin/python3.10"; do \
 	"$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v "$$c" || echo "$$c"; } && break; done)
 
-.PHONY: setup run test train bench clean
+.PHONY: setup run test train bench browser clean
 
 $(VENV)/.installed: requirements.lock
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (install it with pyenv: pyenv install 3.10.13)"; exit 1; }
@@ -28,11 +28,19 @@ run: $(VENV)/.installed
 train: $(VENV)/.installed
 	$(PY) -m bot train
 
-test: setup
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { echo "mend: installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
+
+test: setup browser
 	$(PY) -m pytest tests -p no:cacheprovider
 
 bench: setup
 	$(PY) bench/latency.py
+	$(PY) bench/gateway.py
 
 clean:
 	rm -rf var models/mend.tar.gz models/mend.fingerprint .rasa

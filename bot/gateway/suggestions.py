@@ -79,6 +79,7 @@ def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional
 
 def _join(parts: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {"text": " ".join(p["text"] for p in parts if p.get("text")).strip(),
+            "parts": [p["text"] for p in parts if p.get("text")],
             "buttons": next((p["buttons"] for p in reversed(parts) if p.get("buttons")), [])}
 
 
@@ -104,10 +105,22 @@ def render_action(action: str, tracker: Mapping[str, Any], domain: Mapping[str, 
     return rendered
 
 
+def said_since_customer(events: Sequence[Mapping[str, Any]]) -> set:
+    """What the bot or agent already said after the customer's last message (not worth suggesting again)."""
+    said = set()
+    for event in reversed(list(events or [])):
+        if event.get("event") == "user":
+            break
+        if event.get("event") == "bot" and event.get("text"):
+            said.add(str(event["text"]).strip())
+    return said
+
+
 def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
                 limit: int = 3) -> List[Dict[str, Any]]:
     """The top ``limit`` renderable replies, best first, each with its action, step and confidence."""
     tracker = prediction.get("tracker") or {}
+    already = said_since_customer(tracker.get("events") or [])
     result: List[Dict[str, Any]] = []
     for action, score in ranked_actions(prediction, limit=limit + 3):
         try:
@@ -115,8 +128,12 @@ def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], databa
         except Exception:  # one broken preview must not take the others down
             logger.exception("Could not preview %s", action)
             continue
-        if rendered:
-            result.append({"action": action, "confidence": round(score, 3), **rendered})
+        if not rendered:
+            continue
+        parts = rendered.pop("parts", [rendered["text"]])
+        if already and all(part.strip() in already for part in parts):
+            continue  # the bot has just said exactly this
+        result.append({"action": action, "confidence": round(score, 3), **rendered})
         if len(result) == limit:
             break
     return result

@@ -13,7 +13,7 @@ from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.casedb.models import CaseContact, ChatConversation, ChatMessage, Customer
+from bot.casedb.models import Account, CaseContact, ChatConversation, ChatMessage, Customer
 
 LEVEL_RANK = {"angry": 2, "annoyed": 1, "calm": 0}
 
@@ -132,15 +132,16 @@ def previous_agent(session: Session, customer_id: Optional[str], conversation_id
     """The agent who last handled this customer (one point of contact), if any."""
     if not customer_id:
         return None
+    staff = {name for (name,) in session.query(Account.username).filter(Account.disabled.is_(False))}
     earlier = (session.query(ChatConversation.last_agent)
                .filter(ChatConversation.customer_id == customer_id, ChatConversation.id != conversation_id,
                        ChatConversation.last_agent.isnot(None))
                .order_by(ChatConversation.last_activity.desc()).first())
-    if earlier:
+    if earlier and earlier[0] in staff:
         return earlier[0]
     contact = (session.query(CaseContact.handled_by)
                .join(CaseContact.case)
-               .filter(CaseContact.handled_by.notin_(["bot", "customer"]))
+               .filter(CaseContact.handled_by.in_(staff))
                .filter_by(customer_id=customer_id)
                .order_by(CaseContact.started_at.desc()).first())
     return contact[0] if contact else None

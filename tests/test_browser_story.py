@@ -1,0 +1,167 @@
+"""The whole story in a real browser (Debian's headless Chromium, driven by Playwright; no browser download).
+
+A customer complains angrily in the demo shop's widget, the bot recovers and hands over, an agent
+logs in, sees the case history and suggestions, sends one with a click, the customer sees it,
+and a reload keeps the conversation. HTML/JS payloads go both ways and never execute.
+Screenshots land in var/screenshots/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bot.casedb.engine import session_scope
+from bot.casedb.models import Account, ChatConversation
+from bot.gateway.accounts import create_account
+from bot.services import wait_for
+from bot.settings import PROJECT_ROOT
+
+CHROMIUM = os.environ.get("MEND_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = PROJECT_ROOT / "var" / "screenshots"
+PORT = 5380
+PASSWORD = "a browser test password"
+CUSTOMER_XSS = '<img src=x onerror="window.__xss=1">is anyone there?'
+AGENT_XSS = '<script>window.__xss=2</script><img src=x onerror="window.__xss=3"> (html stays text)'
+
+
+@pytest.fixture(scope="module")
+def site(live_bot, tmp_path_factory):
+    """The gateway as its own process, in front of the live bot."""
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    url = live_bot.case_db_url
+    with session_scope(url) as session:
+        session.query(ChatConversation).update({"status": "closed", "assigned_agent": None})
+        if session.query(Account).filter(Account.username == "bea").first() is None:
+            create_account(session, "bea", PASSWORD, "agent", "Bea")
+    log = tmp_path_factory.mktemp("browser") / "gateway.log"
+    env = dict(os.environ, MEND_DATABASE_URL=url, MEND_RASA_URL=live_bot.rasa_url, RASA_TELEMETRY_ENABLED="false",
+               MEND_CUSTOMER_TOKEN_SECRET="browser-test-token-secret-long-enough-123456",
+               MEND_SESSION_SECRET="browser-test-session-secret-long-enough-123456",
+               PYTHONPATH=str(PROJECT_ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "bot", "gateway", "--port", str(PORT)], cwd=PROJECT_ROOT,
+                               env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{PORT}/healthz", 60, process)
+        yield f"http://127.0.0.1:{PORT}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _widget_messages(page, sender: str):
+    return page.locator(f'[data-testid="message"][data-sender="{sender}"]')
+
+
+def test_customer_and_agent_story_in_a_real_browser(site, browser):
+    customer_context = browser.new_context(viewport={"width": 1280, "height": 860})
+    customer = customer_context.new_page()
+    customer.goto(site + "/?as=cust-1001")
+    customer.locator('[data-testid="launcher"]').click()
+    box = customer.locator('[data-testid="input"]')
+    box.fill("This is RIDICULOUS. Where are my headphones?? The delivery was promised days ago and still nothing!!")
+    box.press("Enter")
+    customer.locator('[data-testid="quick-reply"]').first.wait_for(timeout=90_000)
+    bot_text = " ".join(_widget_messages(customer, "bot").all_inner_texts())
+    assert "A1001" in bot_text and "No need to explain again" in bot_text
+    customer.screenshot(path=str(SHOTS / "01-customer-bot-recovers.png"))
+
+    box.fill("No. I want to talk to a person.")
+    box.press("Enter")
+    customer.get_by_text("colleague", exact=False).first.wait_for(timeout=60_000)
+
+    agent_context = browser.new_context(viewport={"width": 1440, "height": 900})
+    agent = agent_context.new_page()
+    agent.goto(site + "/console")
+    assert "/login" in agent.url
+    agent.fill('input[name="username"]', "bea")
+    agent.fill('input[name="password"]', PASSWORD)
+    agent.locator('button[type="submit"]').click()
+    agent.wait_for_url("**/console")
+    item = agent.locator('[data-testid="queue-waiting"] [data-testid="queue-item"]').filter(has_text="Dana")
+    item.first.wait_for(timeout=30_000)
+    item.first.click()
+    history = agent.locator('[data-testid="history"]')
+    history.get_by_text("A1001", exact=False).first.wait_for(timeout=30_000)
+    assert "CASE-501" in history.inner_text()
+    assert "CASE-501" in agent.locator('[data-testid="handoff-summary"]').inner_text()
+    agent.locator('[data-testid="suggestion"]').first.wait_for(timeout=30_000)
+    assert agent.locator('[data-testid="message"][data-sender="customer"] [data-testid="cue"]').count() > 0
+    agent.locator('[data-testid="take-over"]').click()
+    customer.get_by_text("Bea", exact=False).first.wait_for(timeout=30_000)
+    agent.screenshot(path=str(SHOTS / "02-agent-console-after-takeover.png"))
+
+    # The customer's HTML arrives as text in the console and runs nowhere.
+    box.fill(CUSTOMER_XSS)
+    box.press("Enter")
+    agent.locator('[data-testid="transcript"]').get_by_text(CUSTOMER_XSS).wait_for(timeout=30_000)
+    agent.locator('[data-testid="suggestion-send"]:not([disabled])').first.wait_for(timeout=30_000)
+    suggestion = agent.locator('[data-testid="suggestion"]').first
+    suggestion_action = suggestion.get_attribute("data-action")
+    suggestion.locator('[data-testid="suggestion-send"]').click()
+    _widget_messages(customer, "agent").first.wait_for(timeout=30_000)
+    assert suggestion_action
+
+    composer = agent.locator('[data-testid="composer-input"]')
+    composer.fill(AGENT_XSS)
+    agent.locator('[data-testid="composer-send"]').click()
+    _widget_messages(customer, "agent").filter(has_text="html stays text").first.wait_for(timeout=30_000)
+    assert AGENT_XSS in _widget_messages(customer, "agent").last.inner_text()
+    assert customer.evaluate("window.__xss") is None and agent.evaluate("window.__xss") is None
+    agent.screenshot(path=str(SHOTS / "03-agent-console-replied.png"))
+    customer.screenshot(path=str(SHOTS / "04-customer-sees-agent.png"))
+
+    # A reload keeps the whole conversation (history comes back from the server).
+    before = _widget_messages(customer, "agent").count()
+    customer.reload()
+    if not customer.locator('[data-testid="panel"]').is_visible():
+        customer.locator('[data-testid="launcher"]').click()
+    _widget_messages(customer, "agent").nth(before - 1).wait_for(timeout=30_000)
+    assert _widget_messages(customer, "customer").first.inner_text().startswith("This is RIDICULOUS")
+    assert customer.evaluate("window.__xss") is None
+    customer.screenshot(path=str(SHOTS / "05-customer-after-reload.png"))
+
+    # Hand back: the customer is told, and the bot answers again.
+    agent.locator('[data-testid="hand-back"]').click()
+    customer.get_by_text("assistant is back", exact=False).first.wait_for(timeout=30_000)
+    agent_context.close()
+    customer_context.close()
+
+
+def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(site + "/")
+    launcher = page.locator('[data-testid="launcher"]')
+    assert launcher.get_attribute("aria-label") and launcher.get_attribute("aria-expanded") == "false"
+    launcher.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator('[data-testid="panel"]')
+    panel.wait_for()
+    size = panel.bounding_box()
+    assert size["width"] >= 370 and size["height"] >= 700
+    assert page.evaluate("document.activeElement.id") == "mend-widget"  # focus went into the widget
+    page.keyboard.type("hello, I have a question about my order")
+    page.keyboard.press("Enter")
+    _widget_messages(page, "bot").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "06-phone-width.png"))
+    page.keyboard.press("Escape")
+    assert not panel.is_visible()
+    context.close()
