@@ -20,7 +20,7 @@ from bot.gateway.app import create_app
 from bot.gateway.config import load_config
 from bot.gateway.identity import sign_customer_token
 from bot.settings import PROJECT_ROOT
-from tests.gateway_client import Staff, Widget
+from bot.gateway.client import Staff, Widget
 from tests.rest_client import get
 
 TOKEN_SECRET = "test-customer-secret-that-is-long-enough-for-hs256"

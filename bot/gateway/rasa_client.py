@@ -69,7 +69,7 @@ class RasaClient:
     async def predict(self, conversation_id: str) -> Dict[str, Any]:
         """Scores of every action for the next step; the tracker is not changed."""
         return await self._request("POST", self._conversation(conversation_id, "predict"),
-                                   params={"include_events": "NONE"})
+                                   params={"include_events": "AFTER_RESTART"})
 
     async def append_events(self, conversation_id: str, events: List[Dict[str, Any]]) -> Dict[str, Any]:
         return await self._request("POST", self._conversation(conversation_id, "tracker/events"),

@@ -326,8 +326,7 @@ class Router:
 
     async def suggestions_for(self, conversation_id: str) -> List[Dict[str, Any]]:
         try:
-            prediction = await self.rasa.predict(conversation_id)
-            prediction["tracker"] = await self.rasa.tracker(conversation_id, events=True)
+            prediction = await self.rasa.predict(conversation_id)  # carries the tracker with its events
             domain = await self.rasa.domain()
         except RasaUnavailable as error:
             logger.warning("no suggestions for %s: %s", conversation_id, error)
@@ -337,15 +336,19 @@ class Router:
         return result
 
     async def _publish_state(self, conversation_id: str, suggest: bool) -> None:
-        detail = await self.db.run(self._state, conversation_id)
-        if detail is None:
-            return
-        await self.hub.to_consoles({"type": "state", "conversation_id": conversation_id, **detail},
-                                   conversation_id=conversation_id)
-        if suggest:
+        """State and suggestions to the consoles following the conversation, computed side by side."""
+        async def state() -> None:
+            detail = await self.db.run(self._state, conversation_id)
+            if detail is not None:
+                await self.hub.to_consoles({"type": "state", "conversation_id": conversation_id, **detail},
+                                           conversation_id=conversation_id)
+
+        async def suggested() -> None:
             found = await self.suggestions_for(conversation_id)
             await self.hub.to_consoles({"type": "suggestions", "conversation_id": conversation_id,
                                         "suggestions": found}, conversation_id=conversation_id)
+
+        await asyncio.gather(state(), *([suggested()] if suggest else []))
 
     def _state(self, session: Any, conversation_id: str) -> Optional[Dict[str, Any]]:
         conversation = transcript.get_conversation(session, conversation_id)

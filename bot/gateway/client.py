@@ -1,4 +1,4 @@
-"""A customer's widget and an agent's console, spoken over the gateway's real sockets and API."""
+"""A Python client of the gateway protocol (a customer's widget, an agent's console): tests and benchmarks use it."""
 from __future__ import annotations
 
 import asyncio
