@@ -378,3 +378,43 @@ def test_accounts_command_creates_agents_and_refuses_weak_passwords(tmp_path):
     with session_scope(url) as session:
         stored = session.query(Account).filter(Account.username == "lena").one().password_hash
         assert stored.startswith("$argon2") and "a long enough secret" not in stored
+
+
+async def test_a_message_acknowledged_before_a_gateway_restart_is_still_answered(gateway):
+    from bot.gateway import transcript
+
+    widget = gateway.widget()
+    await widget.connect(token=sign_customer_token("cust-1004", TOKEN_SECRET))
+    await widget.close()
+    # The gateway stored and acknowledged this message, then stopped before Rasa saw it.
+    with session_scope(gateway.db_url) as session:
+        transcript.add_message(session, widget.conversation_id, "customer", "I can't log in, my account is locked",
+                               client_id="lost-1")
+    config = load_config(rasa_url=gateway.config.rasa_url, database_url=gateway.db_url,
+                         customer_token_secret=TOKEN_SECRET, session_secret="test-session-secret-long-enough-for-hs256-signing")
+    restarted = TestServer(create_app(config), host="127.0.0.1")
+    await restarted.start_server()
+    try:
+        for _ in range(120):
+            replies = [t for s, t, _ in stored_messages(gateway.db_url, widget.conversation_id) if s == "bot"]
+            if replies:
+                break
+            await asyncio.sleep(0.5)
+        assert replies and any("Lee" in t or "account" in t.lower() for t in replies), replies
+    finally:
+        await restarted.close()
+    tracker = get(f"{gateway.config.rasa_url}/conversations/{widget.conversation_id}/tracker")
+    assert [e["text"] for e in tracker["events"] if e["event"] == "user"] == ["I can't log in, my account is locked"]
+
+
+def test_rasa_and_the_action_server_listen_on_loopback_only(live_bot):
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":  # LISTEN
+                address, port = local.split(":")
+                listening.add((address, int(port, 16)))
+    for port in (live_bot.rasa_port, live_bot.actions_port):
+        addresses = {a for a, p in listening if p == port}
+        assert addresses == {"0100007F"}, (port, addresses)  # 127.0.0.1, nothing else

@@ -423,6 +423,9 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
 
     async def on_startup(app: web.Application) -> None:
         await app[RASA].start()
+        resumed = await app[ROUTER].resume_undelivered()
+        if resumed:
+            logger.info("resumed %d customer messages left unprocessed by the last run", resumed)
 
     async def on_cleanup(app: web.Application) -> None:
         await app[ROUTER].drain()

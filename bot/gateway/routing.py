@@ -83,6 +83,26 @@ class Router:
             self._spawn(self._process(conversation_id, message.id, text, payload))
         return view
 
+    async def resume_undelivered(self) -> int:
+        """After a restart: process customer messages that were stored and acknowledged but never handled.
+
+        A message Rasa already has (the gateway stopped after sending it) is not sent again.
+        """
+        pending = await self.db.run(transcript.undelivered)
+        for conversation_id, message_id, text, payload in pending:
+            try:
+                tracker = await self.rasa.tracker(conversation_id, events=True)
+                handled = any(e.get("event") == "user" and e.get("text") in (text, payload)
+                              for e in tracker.get("events") or [])
+            except RasaUnavailable:
+                handled = False
+            if handled:
+                await self.db.run(transcript.set_parse, message_id, {}, True)
+                continue
+            self._inflight.add(message_id)
+            self._spawn(self._process(conversation_id, message_id, text, payload))
+        return len(pending)
+
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)

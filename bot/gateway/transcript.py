@@ -110,6 +110,17 @@ def set_parse(session: Session, message_id: int, parse: Dict[str, Any], delivere
         session.flush()
 
 
+def undelivered(session: Session, within_minutes: int = 60) -> List[Tuple[str, int, str, Optional[str]]]:
+    """Customer messages stored but never processed (the gateway stopped in between), oldest first."""
+    since = datetime.utcnow() - timedelta(minutes=within_minutes)
+    rows = (session.query(ChatMessage).join(ChatConversation, ChatConversation.id == ChatMessage.conversation_id)
+            .filter(ChatMessage.sender == "customer", ChatMessage.delivered_to_bot.is_(False),
+                    ChatMessage.parse.is_(None), ChatMessage.created_at >= since,
+                    ChatConversation.status != "closed")
+            .order_by(ChatMessage.id).all())
+    return [(m.conversation_id, m.id, m.text, m.payload) for m in rows]
+
+
 def messages(session: Session, conversation_id: str, limit: int = 500) -> List[ChatMessage]:
     rows = (session.query(ChatMessage).filter(ChatMessage.conversation_id == conversation_id)
             .order_by(ChatMessage.id.desc()).limit(limit).all())
