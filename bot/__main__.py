@@ -4,6 +4,7 @@ setup        create the spaCy pipeline, migrate and seed the database, train if 
 run          setup, then start the action server, Rasa (loopback) and the gateway until Ctrl-C
 gateway [--port N]   serve only the gateway (Rasa must be running)
 accounts create|password|list      manage staff accounts (agents, trainers, admins)
+replay PATH... | --conversation ID   replay test stories or a recorded conversation turn by turn
 train        train the model now
 db upgrade | db seed | db reset     manage the case database (MEND_DATABASE_URL)
 evaluate     held-out NLU quality beside the VADER baseline
@@ -67,7 +68,7 @@ mend is running.
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "run", "gateway", "accounts", "train", "db", "evaluate"])
+    parser.add_argument("command", choices=["setup", "run", "gateway", "accounts", "replay", "train", "db", "evaluate"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
     if options.command == "setup":
@@ -84,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway_args.add_argument("--port", type=int)
         serve(gateway_args.parse_args(options.args).port)
         return 0
+    if options.command == "replay":
+        from bot.replay.cli import main as replay_main
+
+        return replay_main(options.args)
     if options.command == "accounts":
         from bot.gateway.accounts_cli import main as accounts_main
 

@@ -28,6 +28,8 @@ from bot.gateway.identity import (
 from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_message
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.routing import Database, Router, RoutingError, customer_view
+from bot.gateway import trainer_api
+from bot.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -406,6 +408,11 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     return socket
 
 
+def _project_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 # -- the application -----------------------------------------------------------------------------
 def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
@@ -416,6 +423,8 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
     app[ROUTER] = Router(app[DB], app[RASA], app[HUB], config.live_minutes, config.history_messages)
     app[LIMITER] = RateLimiter(config.rate_burst, config.rate_per_minute)
     app[LOGIN_LIMITER] = RateLimiter(5, 5)
+    app[trainer_api.TRAINER] = trainer_api.Trainer(
+        app[RASA], app[DB], [_project_path(d) for d in config.story_dirs], _project_path(config.trainer_export_dir))
     setup_sessions(app, EncryptedCookieStorage(
         _cookie_key(config.session_secret), cookie_name="mend_session", max_age=config.session_hours * 3600,
         secure=config.cookie_secure, httponly=True, samesite="Strict"))
@@ -448,5 +457,10 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
     app.router.add_post("/api/conversations/{conversation_id}/take", api_take)
     app.router.add_post("/api/conversations/{conversation_id}/send", api_send)
     app.router.add_post("/api/conversations/{conversation_id}/handback", api_handback)
+    app.router.add_get("/trainer", staff_only("trainer")(trainer_api.trainer_page))
+    app.router.add_get("/api/trainer/items", staff_only("trainer")(trainer_api.api_items))
+    app.router.add_get("/api/trainer/actions", staff_only("trainer")(trainer_api.api_actions))
+    app.router.add_post("/api/trainer/replay", staff_only("trainer")(trainer_api.api_replay))
+    app.router.add_post("/api/trainer/export", staff_only("trainer")(trainer_api.api_export))
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app

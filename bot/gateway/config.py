@@ -56,6 +56,8 @@ class GatewayConfig:
     live_minutes: int = 30
     history_messages: int = 500
     database_url: Optional[str] = None  # None: the case database from the settings
+    story_dirs: List[str] = field(default_factory=lambda: ["tests"])  # test stories the trainer page lists
+    trainer_export_dir: str = "tests/trainer"  # where the trainer page saves exported test stories
 
     @property
     def base_url(self) -> str:
@@ -91,6 +93,8 @@ def load_config(**overrides: object) -> GatewayConfig:
         cookie_secure=public_url.startswith("https://") if secure == "auto" else secure in {"true", "yes", "1"},
         live_minutes=int(raw.get("live_minutes", 30)),
         history_messages=int(raw.get("history_messages", 500)),
+        story_dirs=[str(d) for d in raw.get("story_dirs") or ["tests"]],
+        trainer_export_dir=str(raw.get("trainer_export_dir") or "tests/trainer"),
     )
     for key, value in overrides.items():
         setattr(config, key, value)

@@ -75,6 +75,14 @@ class RasaClient:
         return await self._request("POST", self._conversation(conversation_id, "tracker/events"),
                                    params={"include_events": "NONE"}, json=events)
 
+    async def replace_events(self, conversation_id: str, events: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """Replace a (scratch) conversation's events: the trainer page replays prefixes this way."""
+        return await self._request("PUT", self._conversation(conversation_id, "tracker/events"),
+                                   params={"include_events": "NONE"}, json=events)
+
+    async def parse(self, text: str) -> Dict[str, Any]:
+        return await self._request("POST", f"{self.base_url}/model/parse", json={"text": text})
+
     async def execute(self, conversation_id: str, action: str) -> Dict[str, Any]:
         """Run one action for real (its side effects and messages), as an agent's choice."""
         return await self._request("POST", self._conversation(conversation_id, "execute"),
