@@ -41,6 +41,7 @@ test: setup browser
 bench: setup
 	$(PY) bench/latency.py
 	$(PY) bench/gateway.py
+	$(PY) bench/replay.py
 
 clean:
 	rm -rf var models/mend.tar.gz models/mend.fingerprint .rasa

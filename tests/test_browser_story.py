@@ -40,16 +40,20 @@ def site(live_bot, tmp_path_factory):
         session.query(ChatConversation).update({"status": "closed", "assigned_agent": None})
         if session.query(Account).filter(Account.username == "bea").first() is None:
             create_account(session, "bea", PASSWORD, "agent", "Bea")
-    log = tmp_path_factory.mktemp("browser") / "gateway.log"
+            create_account(session, "tia", PASSWORD, "trainer", "Tia")
+    work = tmp_path_factory.mktemp("browser")
+    log = work / "gateway.log"
     env = dict(os.environ, MEND_DATABASE_URL=url, MEND_RASA_URL=live_bot.rasa_url, RASA_TELEMETRY_ENABLED="false",
                MEND_CUSTOMER_TOKEN_SECRET="browser-test-token-secret-long-enough-123456",
                MEND_SESSION_SECRET="browser-test-session-secret-long-enough-123456",
+               MEND_TRAINER_EXPORT_DIR=str(work / "trainer"),
                PYTHONPATH=str(PROJECT_ROOT))
     process = subprocess.Popen([sys.executable, "-m", "bot", "gateway", "--port", str(PORT)], cwd=PROJECT_ROOT,
                                env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         wait_for(f"http://127.0.0.1:{PORT}/healthz", 60, process)
-        yield f"http://127.0.0.1:{PORT}"
+        yield type("Site", (), {"url": f"http://127.0.0.1:{PORT}", "exports": work / "trainer",
+                                "__str__": lambda self: self.url})()
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -73,7 +77,7 @@ def _widget_messages(page, sender: str):
 def test_customer_and_agent_story_in_a_real_browser(site, browser):
     customer_context = browser.new_context(viewport={"width": 1280, "height": 860})
     customer = customer_context.new_page()
-    customer.goto(site + "/?as=cust-1001")
+    customer.goto(site.url + "/?as=cust-1001")
     customer.locator('[data-testid="launcher"]').click()
     box = customer.locator('[data-testid="input"]')
     box.fill("This is RIDICULOUS. Where are my headphones?? The delivery was promised days ago and still nothing!!")
@@ -89,7 +93,7 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
 
     agent_context = browser.new_context(viewport={"width": 1440, "height": 900})
     agent = agent_context.new_page()
-    agent.goto(site + "/console")
+    agent.goto(site.url + "/console")
     assert "/login" in agent.url
     agent.fill('input[name="username"]', "bea")
     agent.fill('input[name="password"]', PASSWORD)
@@ -148,7 +152,7 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
 def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
-    page.goto(site + "/")
+    page.goto(site.url + "/")
     launcher = page.locator('[data-testid="launcher"]')
     assert launcher.get_attribute("aria-label") and launcher.get_attribute("aria-expanded") == "false"
     launcher.focus()
@@ -164,4 +168,38 @@ def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
     page.screenshot(path=str(SHOTS / "06-phone-width.png"))
     page.keyboard.press("Escape")
     assert not panel.is_visible()
+    context.close()
+
+
+def test_trainer_replays_a_story_marks_a_wrong_turn_and_exports_it(site, browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(site.url + "/trainer")
+    page.fill('input[name="username"]', "tia")
+    page.fill('input[name="password"]', PASSWORD)
+    page.locator('button[type="submit"]').click()
+    page.wait_for_url("**/trainer")
+    item = page.locator('[data-testid="item"][data-kind="story"]').filter(has_text="calm, full playbook")
+    item.first.wait_for(timeout=30_000)
+    item.first.click()
+    status = page.locator('[data-testid="replay-status"]')
+    status.filter(has_text="passed").wait_for(timeout=60_000)
+    page.locator('[data-testid="step-forward"]').click()
+    page.locator('[data-testid="step-forward"]').click()
+    assert "3" in page.locator('[data-testid="turn-indicator"]').inner_text()
+    rows = page.locator('[data-testid="action-row"]')
+    assert rows.count() >= 3 and rows.first.get_attribute("data-diverged") == "false"
+    assert "action_handle_complaint" in rows.first.inner_text() and "RulePolicy" in rows.first.inner_text()
+    assert page.locator('[data-testid="conformance"]').get_by_text("acknowledge", exact=False).count() > 0
+    page.locator('[data-testid="frustration-chart"]').wait_for()
+    wrong = page.locator('[data-testid="action-row"][data-step="2"]')
+    wrong.locator('[data-testid="mark-wrong"]').click()
+    wrong.locator('[data-testid="correct-action"]').select_option("action_handoff")
+    page.locator('[data-testid="export-name"]').fill("calm delivery should hand over")
+    page.locator('[data-testid="export-save"]').click()
+    page.locator('[data-testid="export-result"]').filter(has_text="test_calm_delivery_should_hand_over.yml").wait_for(
+        timeout=30_000)
+    saved = site.exports / "test_calm_delivery_should_hand_over.yml"
+    assert "action: action_handoff" in saved.read_text(encoding="utf-8")
+    page.screenshot(path=str(SHOTS / "07-trainer-replay-and-export.png"))
     context.close()

@@ -34,15 +34,17 @@ def _account(url: str, username: str, name: str, role: str = "agent") -> None:
 
 
 @pytest.fixture
-async def gateway(live_bot):
+async def gateway(live_bot, tmp_path):
     """The gateway in this process, in front of the live bot (its Rasa, action server and case database)."""
     url = live_bot.case_db_url
     with session_scope(url) as session:  # each test starts with every earlier conversation ended
         session.query(ChatConversation).update({"status": "closed", "assigned_agent": None})
     _account(url, "maria", "Maria")
     _account(url, "omar", "Omar")
+    _account(url, "tess", "Tess", "trainer")
     config = load_config(rasa_url=live_bot.rasa_url, database_url=url, customer_token_secret=TOKEN_SECRET,
-                         session_secret="test-session-secret-long-enough-for-hs256-signing", port=0)
+                         session_secret="test-session-secret-long-enough-for-hs256-signing", port=0,
+                         trainer_export_dir=str(tmp_path / "trainer"))
     server = TestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
@@ -55,6 +57,7 @@ async def gateway(live_bot):
         return staff[-1]
 
     yield type("Gateway", (), {"url": base, "http": http, "config": config, "db_url": url, "agent": staticmethod(agent),
+                               "export_dir": tmp_path / "trainer",
                                "widget": staticmethod(lambda: Widget(base, http))})
     for member in staff:
         await member.close()

@@ -94,7 +94,7 @@ def load_config(**overrides: object) -> GatewayConfig:
         live_minutes=int(raw.get("live_minutes", 30)),
         history_messages=int(raw.get("history_messages", 500)),
         story_dirs=[str(d) for d in raw.get("story_dirs") or ["tests"]],
-        trainer_export_dir=str(raw.get("trainer_export_dir") or "tests/trainer"),
+        trainer_export_dir=os.environ.get("MEND_TRAINER_EXPORT_DIR") or str(raw.get("trainer_export_dir") or "tests/trainer"),
     )
     for key, value in overrides.items():
         setattr(config, key, value)
