@@ -6,7 +6,14 @@ import uuid
 
 import pytest
 
+from tests.conftest import _reset
 from tests.rest_client import Customer, post
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_demo_data(live_bot):
+    """The demo scenarios as seeded: other suites (gateway, browser) add contacts to the same cases."""
+    _reset(live_bot.case_db_url)
 
 
 def _customer(live_bot, customer_id=None) -> Customer:
