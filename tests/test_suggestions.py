@@ -45,6 +45,18 @@ def test_top_three_skip_machinery_and_what_the_bot_just_said(db_url):
     assert complaint["step"] == "resolve_options" and complaint["confidence"] == 0.8
 
 
+def test_the_playbook_fills_in_when_the_policy_has_nothing_more_to_say(db_url):
+    tracker = _tracker({"customer_id": "cust-1001", "verified": True, "frustration_level": "annoyed",
+                        "playbook_steps": ["acknowledge", "apologize", "explain", "resolve_options"]})
+    found = suggestions({"scores": [{"action": "action_listen", "score": 1.0},
+                                    {"action": "action_fallback", "score": 0.3},
+                                    {"action": "utter_goodbye", "score": 0.0}], "tracker": tracker}, DOMAIN, db_url)
+    assert [s["source"] for s in found] == ["playbook"] * 3
+    assert found[0]["action"] == "utter_anything_else" and found[0]["step"] == "close_loop"  # the step not yet done
+    assert all(s["confidence"] is None for s in found)
+    assert "action_fallback" not in [s["action"] for s in found]  # a rule's fallback score is not a suggestion
+
+
 def test_previews_record_nothing(db_url):
     def counts():
         with session_scope(db_url) as session:

@@ -20,7 +20,7 @@ from bot.casedb.engine import session_scope
 from bot.gateway import transcript
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
-from bot.gateway.suggestions import suggestions as render_suggestions
+from bot.gateway.suggestions import reply_point, said_since_customer, suggestions as render_suggestions
 from bot.gateway.views import frustration_trend, history_view, playbook_view
 from bot.recovery.frustration import conversation_frustration
 from bot.recovery.turns import ACTION_TURNS
@@ -348,12 +348,30 @@ class Router:
         try:
             prediction = await self.rasa.predict(conversation_id)  # carries the tracker with its events
             domain = await self.rasa.domain()
+            scores = sorted(prediction.get("scores") or [], key=lambda s: -float(s.get("score") or 0))
+            if scores and scores[0].get("action") == "action_listen":
+                # The bot already answered the customer's last message (e.g. right after a handoff): suggest
+                # what the policy would reply to that message, less what was already said.
+                prediction = await self._predict_reply_to_last_message(conversation_id, prediction)
         except RasaUnavailable as error:
             logger.warning("no suggestions for %s: %s", conversation_id, error)
             return []
         result = await asyncio.to_thread(render_suggestions, prediction, domain, self.db.url)
         self._suggested[conversation_id] = result
         return result
+
+    async def _predict_reply_to_last_message(self, conversation_id: str, now: Dict[str, Any]) -> Dict[str, Any]:
+        events = (now.get("tracker") or {}).get("events") or []
+        prefix = reply_point(events)
+        if not prefix:
+            return now
+        scratch = f"suggest-{conversation_id}"
+        await self.rasa.replace_events(scratch, list(prefix))
+        earlier = await self.rasa.predict(scratch)
+        tracker = earlier.get("tracker") or {}
+        tracker["sender_id"] = conversation_id
+        earlier["already_said"] = sorted(said_since_customer(events))
+        return earlier
 
     async def _publish_state(self, conversation_id: str, suggest: bool) -> None:
         """State and suggestions to the consoles following the conversation, computed side by side."""

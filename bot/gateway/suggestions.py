@@ -36,12 +36,30 @@ RESPONSE_STEPS = {
 }
 
 
+MIN_CONFIDENCE = 0.01  # below this the policy is not suggesting it at all
+
+
 def ranked_actions(prediction: Mapping[str, Any], limit: int = 3) -> List[Tuple[str, float]]:
     scores = [(str(s.get("action")), float(s.get("score") or 0.0)) for s in prediction.get("scores") or []
               if isinstance(s, dict) and s.get("action")]
     scores.sort(key=lambda pair: pair[1], reverse=True)
-    wanted = [(a, s) for a, s in scores if a not in NOT_REPLIES and (a.startswith("utter_") or a in turns.ACTION_TURNS)]
-    return wanted[:limit]
+    wanted = [(a, s) for a, s in scores if a not in NOT_REPLIES and (a.startswith("utter_") or a in turns.ACTION_TURNS)
+              and s >= MIN_CONFIDENCE]
+    # RulePolicy scores its fallback at the fallback threshold whenever no rule applies: only a real pick counts.
+    top = scores[0][0] if scores else None
+    return [(a, s) for a, s in wanted if a != "action_fallback" or a == top][:limit]
+
+
+def reply_point(events: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    """The conversation as it stood when the customer's last message had just arrived (and been tracked)."""
+    events = list(events or [])
+    last_user = max((i for i, e in enumerate(events) if e.get("event") == "user"), default=None)
+    if last_user is None:
+        return []
+    end = last_user + 1
+    while end < len(events) and events[end].get("event") in ("slot", "user_featurization"):
+        end += 1
+    return events[:end]
 
 
 def _condition_holds(condition: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> bool:
@@ -105,6 +123,12 @@ def render_action(action: str, tracker: Mapping[str, Any], domain: Mapping[str, 
     return rendered
 
 
+# When the policy has fewer than three replies (a rule decided, or the bot already answered), the
+# playbook fills in: steps not yet done first, in playbook order.
+PLAYBOOK_REPLIES = [("acknowledge", "action_handle_complaint"), ("apologize", "utter_apologize"),
+                    ("resolve_options", "action_handle_complaint"), ("close_loop", "utter_anything_else")]
+
+
 def said_since_customer(events: Sequence[Mapping[str, Any]]) -> set:
     """What the bot or agent already said after the customer's last message (not worth suggesting again)."""
     said = set()
@@ -120,7 +144,7 @@ def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], databa
                 limit: int = 3) -> List[Dict[str, Any]]:
     """The top ``limit`` renderable replies, best first, each with its action, step and confidence."""
     tracker = prediction.get("tracker") or {}
-    already = said_since_customer(tracker.get("events") or [])
+    already = said_since_customer(tracker.get("events") or []) | set(prediction.get("already_said") or ())
     result: List[Dict[str, Any]] = []
     for action, score in ranked_actions(prediction, limit=limit + 3):
         try:
@@ -133,7 +157,22 @@ def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], databa
         parts = rendered.pop("parts", [rendered["text"]])
         if already and all(part.strip() in already for part in parts):
             continue  # the bot has just said exactly this
-        result.append({"action": action, "confidence": round(score, 3), **rendered})
+        result.append({"action": action, "confidence": round(score, 3), "source": "policy", **rendered})
         if len(result) == limit:
             break
+    done = set((tracker.get("slots") or {}).get("playbook_steps") or [])
+    fill = [a for s, a in PLAYBOOK_REPLIES if s not in done] + [a for s, a in PLAYBOOK_REPLIES if s in done]
+    for action in dict.fromkeys(fill):
+        if len(result) >= limit:
+            break
+        if any(r["action"] == action for r in result):
+            continue
+        try:
+            rendered = render_action(action, tracker, domain, database_url)
+        except Exception:
+            logger.exception("Could not preview %s", action)
+            continue
+        if rendered and rendered["text"] and \
+                not all(p.strip() in already for p in rendered.pop("parts", [rendered["text"]])):
+            result.append({"action": action, "confidence": None, "source": "playbook", **rendered})
     return result

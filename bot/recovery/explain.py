@@ -103,8 +103,10 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
         parts.append("Errors like this are logged for our engineers; nothing you did caused it.")
     elif situation.issue_type == "service":
         parts.append("You should not have had to chase us, and I will make sure this is handled now.")
-    # Promises are made by people: name the latest one a colleague made, and that it was broken.
-    promises = [] if situation.reopened else [c for c in situation.earlier_contacts if c.handled_by != "bot"]
+    # Promises are made by people: name the latest one a colleague made, and that it was broken. Mend's own
+    # chat records ("Chat handled by maria.", "Chat handed to a person: ...") are logs, not promises.
+    promises = [] if situation.reopened else [c for c in situation.earlier_contacts
+                                              if c.handled_by != "bot" and not c.summary.startswith("Chat ")]
     for contact in promises[-1:]:
         parts.append(f"When you contacted us {when(contact.started_at, now)} by {contact.channel}, this is what "
                      f"happened: {contact.summary.rstrip('.')}. That promise was not kept, and I'm sorry.")

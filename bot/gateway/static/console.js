@@ -929,6 +929,10 @@
       meta.appendChild(h("span", { class: "confidence" }, Math.round(sg.confidence * 100) + "%",
         h("span", { class: "visually-hidden" }, " confidence")));
     }
+    if (sg.source === "playbook") {
+      meta.appendChild(h("span", { class: "chip source", title: "The policy has no further reply here; this is the playbook's next step" },
+        "from the playbook"));
+    }
     li.appendChild(meta);
     if (Array.isArray(sg.buttons) && sg.buttons.length) {
       var titles = sg.buttons.map(function (b) { return b && b.title ? String(b.title) : null; }).filter(Boolean);
