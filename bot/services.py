@@ -65,7 +65,8 @@ class Services:
     def gateway_url(self) -> str:
         return f"http://{LOOPBACK}:{self.gateway_port}"
 
-    def _endpoints_file(self) -> Path:
+    def endpoints_file(self) -> Path:
+        """The endpoints file this Rasa runs with (tests and benchmarks get their own copy)."""
         if self.endpoints is not None:
             return self.endpoints
         if self.actions_port == 5055 and self.tracker_db is None:
@@ -91,7 +92,7 @@ class Services:
         self.processes.append(actions)
         rasa = subprocess.Popen(
             [python, "-m", "rasa", "run", "--enable-api", "-i", LOOPBACK, "-p", str(self.rasa_port),
-             "--model", str(self.model), "--endpoints", str(self._endpoints_file())],
+             "--model", str(self.model), "--endpoints", str(self.endpoints_file())],
             cwd=PROJECT_ROOT, env=env, stdout=open(self.log_dir / f"rasa-{self.rasa_port}.log", "w"),
             stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(rasa)

@@ -145,7 +145,7 @@ def test_conformance_finds_re_explanations_and_order():
     assert "compensate" in found["steps_missing"]
 
 
-def test_command_line_reports_exit_codes_and_never_overwrites(tmp_path):
+def test_command_line_reports_exit_codes_and_never_overwrites(tmp_path, live_bot):
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), RASA_TELEMETRY_ENABLED="false")
 
     def run(*args: str) -> subprocess.CompletedProcess:
@@ -164,10 +164,15 @@ def test_command_line_reports_exit_codes_and_never_overwrites(tmp_path):
     altered.write_text(STORIES.read_text(encoding="utf-8").replace(
         "    intent: choose_option\n  - action: action_apply_resolution",
         "    intent: choose_option\n  - action: utter_goodbye", 1), encoding="utf-8")
-    result = run(str(altered), "--quiet", "--junit", str(tmp_path / "replay.xml"), "--html", str(tmp_path / "r.html"))
+    lee = Customer(live_bot.rasa_url, "replay-cli-lee", "cust-1004")
+    lee.say("I can't get into my account, it says locked")
+    endpoints = live_bot.endpoints_file()  # the live bot's tracker store
+    result = run(str(altered), "--conversation", "replay-cli-lee", "--endpoints", str(endpoints), "--quiet",
+                 "--junit", str(tmp_path / "replay.xml"), "--html", str(tmp_path / "r.html"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL (1 divergence)  delivery, verified customer, calm, full playbook" in result.stdout
-    assert "10 passed, 1 failed" in result.stdout and "ms per turn" in result.stdout
+    assert "PASS  replay-cli-lee  [conversation replay-cli-lee]" in result.stdout
+    assert "11 passed, 1 failed" in result.stdout and "ms per turn" in result.stdout
     junit = (tmp_path / "replay.xml").read_text(encoding="utf-8")
     assert 'failures="1"' in junit and "expected utter_goodbye, predicted action_apply_resolution" in junit
     assert "FAIL (1)" in (tmp_path / "r.html").read_text(encoding="utf-8")
