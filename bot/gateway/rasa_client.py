@@ -88,6 +88,10 @@ class RasaClient:
         return await self._request("POST", self._conversation(conversation_id, "execute"),
                                    params={"include_events": "NONE"}, json={"name": action})
 
+    async def status(self) -> Dict[str, Any]:
+        """The loaded model (its id changes when a new model is loaded)."""
+        return await self._request("GET", f"{self.base_url}/status")
+
     async def domain(self) -> Dict[str, Any]:
         if self._domain is None:
             self._domain = await self._request("GET", f"{self.base_url}/domain",

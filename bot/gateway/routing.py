@@ -9,7 +9,6 @@ updating and the policy's suggestions follow the conversation.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime
@@ -427,6 +426,3 @@ def customer_view(message: Dict[str, Any]) -> Dict[str, Any]:
     """What the widget may see of a message: never the NLU's reading of the customer."""
     return {k: v for k, v in message.items() if k not in ("frustration", "issue_type")}
 
-
-def dumps(payload: Any) -> str:
-    return json.dumps(payload)

@@ -60,7 +60,7 @@ class Trainer:
     async def _check_model(self) -> None:
         """Outcomes are only valid for the model that produced them."""
         try:
-            status = await self.rasa._request("GET", f"{self.rasa.base_url}/status")
+            status = await self.rasa.status()
         except RasaUnavailable:
             return
         model = str(status.get("model_id") or status.get("fingerprint") or "")
