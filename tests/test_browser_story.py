@@ -70,6 +70,16 @@ def browser():
         chromium.close()
 
 
+def _log_in(page, url: str, username: str) -> None:
+    """Open a staff page: the login form comes first and leads back to it."""
+    page.goto(url)
+    assert "/login" in page.url
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', PASSWORD)
+    page.locator('button[type="submit"]').click()
+    page.wait_for_url("**" + url[url.index("/", 8):])
+
+
 def _widget_messages(page, sender: str):
     return page.locator(f'[data-testid="message"][data-sender="{sender}"]')
 
@@ -93,12 +103,7 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
 
     agent_context = browser.new_context(viewport={"width": 1440, "height": 900})
     agent = agent_context.new_page()
-    agent.goto(site.url + "/console")
-    assert "/login" in agent.url
-    agent.fill('input[name="username"]', "bea")
-    agent.fill('input[name="password"]', PASSWORD)
-    agent.locator('button[type="submit"]').click()
-    agent.wait_for_url("**/console")
+    _log_in(agent, site.url + "/console", "bea")
     item = agent.locator('[data-testid="queue-waiting"] [data-testid="queue-item"]').filter(has_text="Dana")
     item.first.wait_for(timeout=30_000)
     item.first.click()
@@ -174,11 +179,7 @@ def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
 def test_trainer_replays_a_story_marks_a_wrong_turn_and_exports_it(site, browser):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, reduced_motion="reduce")
     page = context.new_page()
-    page.goto(site.url + "/trainer")
-    page.fill('input[name="username"]', "tia")
-    page.fill('input[name="password"]', PASSWORD)
-    page.locator('button[type="submit"]').click()
-    page.wait_for_url("**/trainer")
+    _log_in(page, site.url + "/trainer", "tia")
     item = page.locator('[data-testid="item"][data-kind="story"]').filter(has_text="calm, full playbook")
     item.first.wait_for(timeout=30_000)
     item.first.click()

@@ -27,6 +27,7 @@ from bot.gateway.identity import (
 )
 from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_message
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.api_errors import api_errors, json_object
 from bot.gateway.routing import Database, Router, RoutingError, customer_view
 from bot.gateway import trainer_api
 from bot.settings import PROJECT_ROOT
@@ -206,38 +207,17 @@ async def api_conversation(request: web.Request, staff: accounts.Staff) -> web.R
     return web.json_response(detail) if detail is not None else _error(404, "No such conversation.")
 
 
-async def _json_body(request: web.Request) -> Dict[str, Any]:
-    if request.content_type != "application/json":
-        raise RoutingError(400, "Send JSON (Content-Type: application/json).")
-    try:
-        body = await request.json()
-    except ValueError as error:
-        raise RoutingError(400, "The request body is not valid JSON.") from error
-    if not isinstance(body, dict):
-        raise RoutingError(400, "The request body must be a JSON object.")
-    return body
-
-
-def _routing_errors(handler: Callable) -> Callable:
-    async def wrapped(request: web.Request, staff: accounts.Staff) -> web.Response:
-        try:
-            return await handler(request, staff)
-        except RoutingError as error:
-            return _error(error.status, error.message)
-    return wrapped
-
-
 @staff_only("agent")
-@_routing_errors
+@api_errors
 async def api_take(request: web.Request, staff: accounts.Staff) -> web.Response:
     await request.app[ROUTER].take(request.match_info["conversation_id"], staff.username)
     return web.json_response({"ok": True})
 
 
 @staff_only("agent")
-@_routing_errors
+@api_errors
 async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
-    body = await _json_body(request)
+    body = await json_object(request)
     text = clean_text(body.get("text"))
     action = body.get("action") if isinstance(body.get("action"), str) else None
     limit = request.app[CONFIG].max_message_chars
@@ -253,7 +233,7 @@ async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
 
 
 @staff_only("agent")
-@_routing_errors
+@api_errors
 async def api_handback(request: web.Request, staff: accounts.Staff) -> web.Response:
     await request.app[ROUTER].hand_back(request.match_info["conversation_id"], staff.username)
     return web.json_response({"ok": True})

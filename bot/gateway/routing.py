@@ -17,6 +17,7 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, TypeVar
 from bot.casedb import repository as repo
 from bot.casedb.engine import session_scope
 from bot.gateway import transcript
+from bot.gateway.api_errors import ApiError
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
 from bot.gateway.suggestions import reply_point, said_since_customer, suggestions as render_suggestions
@@ -31,13 +32,8 @@ BOT_UNAVAILABLE = ("I'm sorry, I can't answer right now. A person from our team 
                    "your message is saved.")
 
 
-class RoutingError(Exception):
-    """A request that cannot be carried out; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class RoutingError(ApiError):
+    """A conversation request that cannot be carried out (unknown, or someone else's)."""
 
 
 class Database:
@@ -387,30 +383,24 @@ class Router:
 
         await asyncio.gather(state(), *([suggested()] if suggest else []))
 
-    def _state(self, session: Any, conversation_id: str) -> Optional[Dict[str, Any]]:
+    def _state(self, session: Any, conversation_id: str, full: bool = False) -> Optional[Dict[str, Any]]:
+        """What consoles show of a conversation; ``full`` adds the transcript, handoff summary and case history."""
         conversation = transcript.get_conversation(session, conversation_id)
         if conversation is None:
             return None
-        views = [transcript.message_dict(m, self.agent_names) for m in transcript.messages(session, conversation_id)]
+        views = [transcript.message_dict(m, self.agent_names)
+                 for m in transcript.messages(session, conversation_id, self.history_messages)]
         summary = transcript.summarize(session, conversation)
-        return {"summary": summary, "frustration_trend": frustration_trend(views),
-                "playbook": playbook_view(summary["playbook_steps"])}
+        state = {"summary": summary, "frustration_trend": frustration_trend(views),
+                 "playbook": playbook_view(summary["playbook_steps"])}
+        if full:
+            history = repo.customer_history(session, conversation.customer_id) if conversation.customer_id else None
+            state.update(handoff_summary=conversation.handoff_summary, messages=views, history=history_view(history))
+        return state
 
     async def detail(self, conversation_id: str) -> Optional[Dict[str, Any]]:
         """Everything the console shows for one conversation."""
-        def load(session: Any) -> Optional[Dict[str, Any]]:
-            conversation = transcript.get_conversation(session, conversation_id)
-            if conversation is None:
-                return None
-            views = [transcript.message_dict(m, self.agent_names)
-                     for m in transcript.messages(session, conversation_id, self.history_messages)]
-            summary = transcript.summarize(session, conversation)
-            history = repo.customer_history(session, conversation.customer_id) if conversation.customer_id else None
-            return {"summary": summary, "handoff_summary": conversation.handoff_summary, "messages": views,
-                    "frustration_trend": frustration_trend(views), "playbook": playbook_view(summary["playbook_steps"]),
-                    "history": history_view(history)}
-
-        detail = await self.db.run(load)
+        detail = await self.db.run(self._state, conversation_id, True)
         if detail is not None:
             detail["suggestions"] = await self.suggestions_for(conversation_id) if \
                 detail["summary"]["status"] != "closed" else []

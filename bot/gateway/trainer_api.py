@@ -19,6 +19,7 @@ from rasa.shared.core.events import Event
 
 from bot.casedb.models import ChatConversation
 from bot.gateway import accounts
+from bot.gateway.api_errors import ApiError, api_errors, json_object
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
 from bot.gateway.transcript import LEVEL_RANK, iso
 from bot.replay.export import ExportError, save_story, to_test_story
@@ -34,10 +35,8 @@ MACHINERY = {"action_listen", "action_session_start", "action_restart", "action_
              "action_track_conversation"}
 
 
-class TrainerError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
+class TrainerError(ApiError):
+    """A trainer request that cannot be carried out (unknown item, bad correction, existing file)."""
 
 
 class Trainer:
@@ -217,52 +216,30 @@ def _matches(item: Dict[str, Any], query: Dict[str, str]) -> bool:
 TRAINER = web.AppKey("trainer", Trainer)
 
 
-def _errors(handler):  # type: ignore[no-untyped-def]
-    async def wrapped(request: web.Request, staff: accounts.Staff) -> web.StreamResponse:
-        try:
-            return await handler(request, staff)
-        except TrainerError as error:
-            return web.json_response({"error": error.message}, status=error.status)
-        except RasaUnavailable as error:
-            logger.warning("trainer: %s", error)
-            return web.json_response({"error": "The bot (Rasa) is not answering; try again in a minute."}, status=503)
-    return wrapped
-
-
-@_errors
+@api_errors
 async def trainer_page(request: web.Request, staff: accounts.Staff) -> web.Response:
     return aiohttp_jinja2.render_template("trainer.html", request, {"user": staff.as_dict()})
 
 
-@_errors
+@api_errors
 async def api_items(request: web.Request, staff: accounts.Staff) -> web.Response:
     query = {k: v[:40] for k, v in request.query.items()}
     return web.json_response({"items": await request.app[TRAINER].items(query)})
 
 
-async def _body(request: web.Request) -> Dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as error:
-        raise TrainerError(400, "The request body is not valid JSON.") from error
-    if not isinstance(body, dict):
-        raise TrainerError(400, "The request body must be a JSON object.")
-    return body
-
-
-@_errors
+@api_errors
 async def api_replay(request: web.Request, staff: accounts.Staff) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     if not isinstance(body.get("id"), str):
         raise TrainerError(400, "Say which story or conversation to replay.")
     return web.json_response(await request.app[TRAINER].replay(body["id"][:400]))
 
 
-@_errors
+@api_errors
 async def api_export(request: web.Request, staff: accounts.Staff) -> web.Response:
-    return web.json_response(await request.app[TRAINER].export(await _body(request)))
+    return web.json_response(await request.app[TRAINER].export(await json_object(request)))
 
 
-@_errors
+@api_errors
 async def api_actions(request: web.Request, staff: accounts.Staff) -> web.Response:
     return web.json_response({"actions": await request.app[TRAINER].actions()})
