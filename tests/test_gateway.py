@@ -425,3 +425,14 @@ def test_rasa_and_the_action_server_listen_on_loopback_only(live_bot):
     for port in (live_bot.rasa_port, live_bot.actions_port):
         addresses = {a for a, p in listening if p == port}
         assert addresses == {"0100007F"}, (port, addresses)  # 127.0.0.1, nothing else
+
+
+async def test_repeated_wrong_passwords_are_slowed_down_with_a_clear_message(gateway):
+    agent = gateway.agent()
+    statuses = [await agent.login("maria", f"wrong password {n}") for n in range(6)]
+    assert statuses[:5] == [401] * 5 and statuses[5] == 429
+    async with agent.http.post(gateway.url + "/login", data={"username": "maria", "password": PASSWORD}) as response:
+        assert response.status == 429 and "Too many attempts" in await response.text()  # even the right one, for now
+    async with agent.http.post(gateway.url + "/login", data={"username": "x" * 100_000, "password": "y" * 100_000},
+                               allow_redirects=False) as response:
+        assert response.status == 401 and "Wrong username or password" in await response.text()
