@@ -29,13 +29,18 @@ def turn_input(tracker: Tracker) -> TurnInput:
     return tracker_turn_input(tracker.sender_id, tracker.slots, tracker.latest_message, tracker.events)
 
 
-def emit(reply: TurnReply, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
+def slot_events(slots: Dict[str, Any], tracker: Tracker) -> List[Dict[Text, Any]]:
+    """SlotSet events for the values that change: every event is replayed on each later prediction."""
+    return [SlotSet(name, value) for name, value in slots.items() if tracker.slots.get(name) != value]
+
+
+def emit(reply: TurnReply, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[Dict[Text, Any]]:
     for message in reply.messages:
         if message.response:
             dispatcher.utter_message(response=message.response)
         else:
             dispatcher.utter_message(text=message.text, buttons=message.buttons or None)
-    events: List[Dict[Text, Any]] = [SlotSet(name, value) for name, value in reply.slots.items()]
+    events = slot_events(reply.slots, tracker)
     if reply.reminder_minutes is not None:
         events.append(ReminderScheduled(
             "EXTERNAL_follow_up", trigger_date_time=datetime.now() + timedelta(minutes=reply.reminder_minutes),
@@ -54,7 +59,7 @@ def run_turn(turn: Turn, tracker: Tracker, dispatcher: CollectingDispatcher) -> 
     except Exception:  # a bug must not leave the customer without an answer
         logger.exception("Recovery turn %s failed", getattr(turn, "__name__", turn))
         reply = turns.unexpected_failure(conversation)
-    return emit(reply, dispatcher)
+    return emit(reply, dispatcher, tracker)
 
 
 class RecoveryAction(Action):
@@ -84,7 +89,7 @@ class ActionTrackConversation(Action):
         except SQLAlchemyError as error:
             logger.error("Case database unavailable while tracking: %s", error)
             slots = turns.track(conversation, None)
-        return [SlotSet(name, value) for name, value in slots.items()]
+        return slot_events(slots, tracker)
 
 
 class ActionHandleComplaint(RecoveryAction):

@@ -2,12 +2,18 @@
 
 Usage (from the project root; ``make bench`` runs the defaults):
 
-    .venv/bin/python bench/latency.py [--concurrency 1,20] [--conversations N] [--think-ms 0]
+    .venv/bin/python bench/latency.py [--phases 1:0,20:0,20:3000] [--conversations N]
                                       [--skip-stock] [--train-time] [--json PATH]
 
 Each conversation is one coroutine that sends its messages one after another through Rasa's REST
 channel (a fresh uuid sender per conversation); at concurrency c at most c conversations run at once.
-Latency is measured per message (request sent -> JSON reply read). Everything runs on 127.0.0.1,
+Latency is measured per message (request sent -> JSON reply read).
+
+A phase is ``concurrency:think_ms``. With think time 0 every conversation fires its next message the
+moment the reply arrives, so c requests are always in flight: a saturation test. With think time T a
+customer reads and types for T ms (drawn uniformly from 0.5T..1.5T, seeded) between messages, and the
+conversations start spread over the first T ms: c customers chatting at once, as on a website. The
+default runs 1:0, 20:0 and 20:3000 (3 s is quicker than people type: a conservative load). Everything runs on 127.0.0.1,
 on ports of its own (Mend 5105 / actions 5155, stock 5205), with a temporary case database and a
 temporary tracker store, so a running ``make run`` (5005/5055, var/mend.db) is not disturbed.
 
@@ -21,6 +27,7 @@ import asyncio
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -30,7 +37,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -49,6 +56,8 @@ REQUEST_TIMEOUT_S = 60.0
 MAX_CONVERSATIONS = 2000
 MAX_CONCURRENCY = 200
 TARGET_RATIO, TARGET_P95_MS, TARGET_CONCURRENCY = 1.5, 150.0, 20
+DEFAULT_PHASES = "1:0,20:0,20:3000"
+RANDOM_SEED = 20261126
 
 
 def choose(option: str) -> str:
@@ -85,6 +94,7 @@ class RunResult:
     bot: str
     concurrency: int
     conversations: int
+    think_ms: int = 0
     latencies_ms: List[float] = field(default_factory=list)
     errors: int = 0
     empty_replies: int = 0
@@ -100,7 +110,8 @@ class RunResult:
 
     def summary(self) -> Dict[str, Any]:
         return {
-            "bot": self.bot, "concurrency": self.concurrency, "conversations": self.conversations,
+            "bot": self.bot, "concurrency": self.concurrency, "think_ms": self.think_ms,
+            "conversations": self.conversations,
             "messages_ok": self.messages, "errors": self.errors, "empty_replies": self.empty_replies,
             "p50_ms": percentile(self.latencies_ms, 50), "p95_ms": percentile(self.latencies_ms, 95),
             "p99_ms": percentile(self.latencies_ms, 99),
@@ -149,12 +160,13 @@ def reply_text(replies: List[Dict[str, Any]]) -> str:
 
 
 async def conversation(session: aiohttp.ClientSession, url: str, script: Dict[str, Any], think_s: float,
-                       result: Optional[RunResult], transcript: Optional[List[Dict[str, Any]]] = None) -> None:
+                       result: Optional[RunResult], transcript: Optional[List[Dict[str, Any]]] = None,
+                       rng: Optional[random.Random] = None) -> None:
     sender = f"bench-{script['name']}-{uuid.uuid4().hex}"
     offered: List[str] = []
     for index, text in enumerate(script["messages"]):
         if index and think_s:
-            await asyncio.sleep(think_s)
+            await asyncio.sleep(think_s * (rng.uniform(0.5, 1.5) if rng else 1.0))
         if text.startswith("/choose_option") and offered and text not in offered:
             # Tap a button the bot really offered, as a customer would: the scripted option is not
             # among them (the bot read the complaint differently), so take the first one offered.
@@ -203,13 +215,17 @@ async def warm_up(base_url: str, scripts: List[Dict[str, Any]]) -> List[Dict[str
 async def measure(bot: str, base_url: str, scripts: List[Dict[str, Any]], concurrency: int,
                   conversations: int, think_s: float) -> RunResult:
     url = f"{base_url}/webhooks/rest/webhook"
-    result = RunResult(bot=bot, concurrency=concurrency, conversations=conversations)
+    result = RunResult(bot=bot, concurrency=concurrency, conversations=conversations,
+                       think_ms=int(round(think_s * 1000)))
     gate = asyncio.Semaphore(concurrency)
+    rng = random.Random(RANDOM_SEED)  # the same arrivals and pauses for both bots
 
     async with new_session(concurrency) as session:
         async def one(index: int) -> None:
             async with gate:
-                await conversation(session, url, scripts[index % len(scripts)], think_s, result)
+                if think_s and index < concurrency:
+                    await asyncio.sleep(rng.uniform(0.0, think_s))  # customers do not all arrive at once
+                await conversation(session, url, scripts[index % len(scripts)], think_s, result, rng=rng)
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(conversations)))
@@ -217,8 +233,10 @@ async def measure(bot: str, base_url: str, scripts: List[Dict[str, Any]], concur
     return result
 
 
-def default_conversations(concurrency: int) -> int:
-    return 12 if concurrency <= 1 else max(12, 2 * concurrency)
+def default_conversations(concurrency: int, think_ms: int = 0) -> int:
+    if concurrency <= 1:
+        return 12
+    return max(12, (3 if think_ms else 2) * concurrency)
 
 
 def run_bot(bot: str, base_url: str, scripts: List[Dict[str, Any]], args: argparse.Namespace) -> Dict[str, Any]:
@@ -236,11 +254,11 @@ def run_bot(bot: str, base_url: str, scripts: List[Dict[str, Any]], args: argpar
             if "user" in turn:
                 print(f"    {turn['script']:>14} | {turn['user'][:45]:<45} | {turn['ms']:>7.0f} ms -> {turn['bot'][:300]}")
     runs = []
-    for concurrency in args.concurrency:
-        count = args.conversations or default_conversations(concurrency)
+    for concurrency, think_ms in args.phases:
+        count = args.conversations or default_conversations(concurrency, think_ms)
         print(f"[{bot}] concurrency {concurrency}: {count} conversations x {len(scripts[0]['messages'])} "
-              f"messages, think {args.think_ms} ms", flush=True)
-        result = asyncio.run(measure(bot, base_url, scripts, concurrency, count, args.think_ms / 1000.0))
+              f"messages, think {think_ms} ms", flush=True)
+        result = asyncio.run(measure(bot, base_url, scripts, concurrency, count, think_ms / 1000.0))
         summary = result.summary()
         print(f"[{bot}]   done in {result.wall_s:.1f}s: p95 {fmt(summary['p95_ms'])} ms, "
               f"{result.errors} errors, {result.empty_replies} empty replies", flush=True)
@@ -414,17 +432,16 @@ def fmt(value: Optional[float], digits: int = 0) -> str:
 def print_report(results: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
     rows = [run for bot in ("mend", "stock") if bot in results for run in results[bot]["runs"]]
     print()
-    print("Per-message latency (ms), through the REST channel on 127.0.0.1"
-          + (f", think time {args.think_ms} ms" if args.think_ms else ""))
-    header = f"{'bot':<6} {'conc':>4} {'convs':>5} {'msgs':>5} {'p50':>8} {'p95':>8} {'p99':>8} " \
+    print("Per-message latency (ms), through the REST channel on 127.0.0.1")
+    header = f"{'bot':<6} {'conc':>4} {'think':>6} {'convs':>5} {'msgs':>5} {'p50':>8} {'p95':>8} {'p99':>8} " \
              f"{'max':>8} {'msg/s':>7} {'errors':>6} {'empty':>5}"
     print(header)
     print("-" * len(header))
     for run in rows:
-        print(f"{run['bot']:<6} {run['concurrency']:>4} {run['conversations']:>5} {run['messages_ok']:>5} "
-              f"{fmt(run['p50_ms'], 1):>8} {fmt(run['p95_ms'], 1):>8} {fmt(run['p99_ms'], 1):>8} "
-              f"{fmt(run['max_ms'], 1):>8} {fmt(run['msg_per_s'], 1):>7} {run['errors']:>6} "
-              f"{run['empty_replies']:>5}")
+        print(f"{run['bot']:<6} {run['concurrency']:>4} {run['think_ms']:>6} {run['conversations']:>5} "
+              f"{run['messages_ok']:>5} {fmt(run['p50_ms'], 1):>8} {fmt(run['p95_ms'], 1):>8} "
+              f"{fmt(run['p99_ms'], 1):>8} {fmt(run['max_ms'], 1):>8} {fmt(run['msg_per_s'], 1):>7} "
+              f"{run['errors']:>6} {run['empty_replies']:>5}")
     extras = []
     for bot in ("mend", "stock"):
         if bot in results and results[bot].get("startup_s") is not None:
@@ -436,57 +453,67 @@ def print_report(results: Dict[str, Any], args: argparse.Namespace) -> Dict[str,
     if extras:
         print("(" + "; ".join(extras) + ")")
 
-    verdict: Dict[str, Any] = {"ratios_p95": {}, "target_concurrency": TARGET_CONCURRENCY}
-    mend_runs = {run["concurrency"]: run for run in results.get("mend", {}).get("runs", [])}
-    stock_runs = {run["concurrency"]: run for run in results.get("stock", {}).get("runs", [])}
+    verdict: Dict[str, Any] = {"ratios_p95": {}, "target_concurrency": TARGET_CONCURRENCY, "phases": {}}
+    mend_runs = {(run["concurrency"], run["think_ms"]): run for run in results.get("mend", {}).get("runs", [])}
+    stock_runs = {(run["concurrency"], run["think_ms"]): run for run in results.get("stock", {}).get("runs", [])}
     print()
     if stock_runs and mend_runs:
         print("p95 ratio Mend/stock:")
-        for concurrency, run in mend_runs.items():
-            stock = stock_runs.get(concurrency)
+        for phase, run in mend_runs.items():
+            stock = stock_runs.get(phase)
             if stock and run["p95_ms"] is not None and stock["p95_ms"]:
                 ratio = run["p95_ms"] / stock["p95_ms"]
-                verdict["ratios_p95"][str(concurrency)] = ratio
-                print(f"  concurrency {concurrency:>3}: {run['p95_ms']:.1f} / {stock['p95_ms']:.1f} = {ratio:.2f}x")
-    mend_target = mend_runs.get(TARGET_CONCURRENCY)
-    stock_target = stock_runs.get(TARGET_CONCURRENCY)
+                verdict["ratios_p95"][phase_name(phase)] = ratio
+                print(f"  {phase_name(phase):>18}: {run['p95_ms']:.1f} / {stock['p95_ms']:.1f} = {ratio:.2f}x")
     print(f"Targets at {TARGET_CONCURRENCY} concurrent: p95 <= {TARGET_RATIO}x stock AND p95 < {TARGET_P95_MS:.0f} ms")
-    if mend_target is None or mend_target["p95_ms"] is None:
+    target_phases = [phase for phase in mend_runs if phase[0] == TARGET_CONCURRENCY]
+    if not target_phases:
         print(f"  not measured (Mend was not run at concurrency {TARGET_CONCURRENCY})")
-        verdict["targets_met"] = None
-    else:
-        p95 = mend_target["p95_ms"]
-        absolute_ok = p95 < TARGET_P95_MS
-        verdict["absolute_ok"] = absolute_ok
-        print(f"  p95 < {TARGET_P95_MS:.0f} ms: {'PASS' if absolute_ok else 'FAIL'} ({p95:.1f} ms)")
-        if stock_target is None or not stock_target["p95_ms"]:
-            print("  p95 <= 1.5x stock: not measured (stock bot skipped or not run at this concurrency)")
-            verdict["relative_ok"] = None
-            verdict["targets_met"] = None
-        else:
-            ratio = p95 / stock_target["p95_ms"]
-            relative_ok = ratio <= TARGET_RATIO
-            verdict["relative_ok"] = relative_ok
-            print(f"  p95 <= {TARGET_RATIO}x stock: {'PASS' if relative_ok else 'FAIL'} ({ratio:.2f}x)")
-            verdict["targets_met"] = absolute_ok and relative_ok
-        errors = mend_target["errors"] + (stock_target["errors"] if stock_target else 0)
-        if errors:
-            print(f"  note: {errors} request error(s) at concurrency {TARGET_CONCURRENCY}; latencies cover "
-                  f"successful requests only")
-        if verdict["targets_met"] is not None:
-            print(f"  => targets {'HOLD' if verdict['targets_met'] else 'MISSED'}")
+    for phase in target_phases:
+        verdict["phases"][phase_name(phase)] = check_targets(mend_runs[phase], stock_runs.get(phase))
     return verdict
+
+
+def phase_name(phase: Tuple[int, int]) -> str:
+    return f"c={phase[0]}, think {phase[1]} ms"
+
+
+def check_targets(mend: Dict[str, Any], stock: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    name = phase_name((mend["concurrency"], mend["think_ms"]))
+    if mend["p95_ms"] is None:
+        print(f"  {name}: no successful request")
+        return {"targets_met": None}
+    p95 = mend["p95_ms"]
+    absolute_ok = p95 < TARGET_P95_MS
+    line = f"  {name}: p95 {p95:.1f} ms < {TARGET_P95_MS:.0f}: {'PASS' if absolute_ok else 'FAIL'}"
+    outcome: Dict[str, Any] = {"absolute_ok": absolute_ok, "relative_ok": None, "targets_met": None}
+    if stock is None or not stock["p95_ms"]:
+        line += f"; <= {TARGET_RATIO}x stock: not measured"
+    else:
+        ratio = p95 / stock["p95_ms"]
+        outcome["relative_ok"] = ratio <= TARGET_RATIO
+        outcome["targets_met"] = absolute_ok and outcome["relative_ok"]
+        line += (f"; {ratio:.2f}x stock <= {TARGET_RATIO}x: {'PASS' if outcome['relative_ok'] else 'FAIL'}"
+                 f" => {'HOLD' if outcome['targets_met'] else 'MISSED'}")
+    errors = mend["errors"] + (stock["errors"] if stock else 0)
+    if errors:
+        line += f" (note: {errors} request error(s); latencies cover successful requests only)"
+    print(line)
+    return outcome
 
 
 # ----------------------------------------------------------------------------------------- main
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", default="1,20",
-                        help="comma-separated concurrency levels (default 1,20)")
+    parser.add_argument("--phases", default=None,
+                        help=f"comma-separated concurrency:think_ms phases (default {DEFAULT_PHASES})")
+    parser.add_argument("--concurrency", default=None,
+                        help="comma-separated concurrency levels, each run with --think-ms (instead of --phases)")
+    parser.add_argument("--think-ms", type=int, default=0, help="think time for --concurrency levels")
     parser.add_argument("--conversations", type=int, default=None,
-                        help="conversations per level (default 12 at concurrency 1, 2x concurrency otherwise)")
-    parser.add_argument("--think-ms", type=int, default=0, help="pause between a conversation's messages")
+                        help="conversations per phase (default 12 at concurrency 1, 2x concurrency without "
+                             "think time, 3x with)")
     parser.add_argument("--skip-stock", action="store_true", help="do not build or measure the stock bot")
     parser.add_argument("--skip-mend", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--train-time", action="store_true",
@@ -494,24 +521,32 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--show-replies", action="store_true", help="print the warm-up transcripts")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    try:
-        levels = [int(part) for part in args.concurrency.split(",") if part.strip()]
-    except ValueError:
-        parser.error("--concurrency takes integers, e.g. 1,20")
-    if not levels or any(not 1 <= level <= MAX_CONCURRENCY for level in levels):
-        parser.error(f"--concurrency levels must be between 1 and {MAX_CONCURRENCY}")
-    args.concurrency = levels
-    if args.conversations is not None and not 1 <= args.conversations <= MAX_CONVERSATIONS:
-        parser.error(f"--conversations must be between 1 and {MAX_CONVERSATIONS}")
+    if args.phases and args.concurrency:
+        parser.error("give --phases or --concurrency/--think-ms, not both")
     if not 0 <= args.think_ms <= 60000:
         parser.error("--think-ms must be between 0 and 60000")
+    try:
+        if args.concurrency:
+            phases = [(int(part), args.think_ms) for part in args.concurrency.split(",") if part.strip()]
+        else:
+            phases = [tuple(int(value) for value in part.split(":")) for part in
+                      (args.phases or DEFAULT_PHASES).split(",") if part.strip()]
+    except ValueError:
+        parser.error("--phases takes concurrency:think_ms pairs, e.g. 1:0,20:3000; --concurrency takes integers")
+    if not phases or any(len(phase) != 2 for phase in phases):
+        parser.error("--phases takes concurrency:think_ms pairs, e.g. 1:0,20:3000")
+    if any(not 1 <= c <= MAX_CONCURRENCY or not 0 <= t <= 60000 for c, t in phases):
+        parser.error(f"concurrency must be between 1 and {MAX_CONCURRENCY}, think time between 0 and 60000 ms")
+    args.phases = phases
+    if args.conversations is not None and not 1 <= args.conversations <= MAX_CONVERSATIONS:
+        parser.error(f"--conversations must be between 1 and {MAX_CONVERSATIONS}")
     return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    results: Dict[str, Any] = {"config": {"concurrency": args.concurrency, "conversations": args.conversations,
-                                          "think_ms": args.think_ms, "cpu_count": os.cpu_count()}}
+    results: Dict[str, Any] = {"config": {"phases": args.phases, "conversations": args.conversations,
+                                          "cpu_count": os.cpu_count()}}
     workdir = Path(tempfile.mkdtemp(prefix="mend-bench-"))
     try:
         if args.train_time:

@@ -1,17 +1,69 @@
-"""A targeted speed-up of Rasa 3.6, applied when Mend's NLU components are imported.
+"""Targeted speed-ups of Rasa 3.6, applied when Mend's NLU components or tracker store are imported.
 
-Rasa checks every action-server response with ``jsonschema.validate(result, schema)``,
-which re-checks the schema and builds a new validator on every call: in profiles of
-Mend's server that was about a quarter of all CPU time per message. Here the validator
-is built once; responses are still validated against the same schema, with the same
-error on failure.
+Each one was found in py-spy profiles of Mend's Rasa server under the latency benchmark
+(``bench/latency.py``) and keeps Rasa's behaviour:
+
+- Rasa checks every action-server response with ``jsonschema.validate(result, schema)``, which
+  re-checks the schema, builds a validator and tries each event against all 23 event schemas
+  (``oneOf``): 10-25% of the server's CPU per message. The 23 alternatives pin distinct values
+  of ``event``, so "exactly one alternative matches" is the same as "the alternative named by
+  ``event`` matches"; each is compiled once with ``fastjsonschema`` and an event is checked
+  against its own. A response this rejects is re-checked by jsonschema, so the error raised is
+  exactly Rasa's.
+- ``Event.resolve_by_type`` walks every subclass of ``Event`` for each event it deserialises
+  (each tracker load, each action response): 3-5% of CPU. Found classes are now remembered.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Dict, Text
+from typing import Any, Callable, Dict, Optional, Text, Type
 
 from rasa.core.actions.action import RemoteAction
+from rasa.shared.core.events import Event
+
+_ORIGINAL_RESOLVE_BY_TYPE: Callable[..., Optional[Type[Event]]] = Event.resolve_by_type
+_EVENT_CLASSES: Dict[Text, Type[Event]] = {}
+
+
+class _ResponseCheck:
+    """The action response schema, compiled: the envelope, then each event by its type."""
+
+    def __init__(self) -> None:
+        import fastjsonschema
+
+        spec = RemoteAction.action_response_format_spec()
+        event_schema = spec["properties"]["events"]["items"]
+        alternatives = event_schema["oneOf"]
+        names = [alternative["properties"]["event"]["const"] for alternative in alternatives]
+        if len(set(names)) != len(names):
+            raise ValueError("event schemas no longer pin distinct event names")
+        common = {key: value for key, value in event_schema.items() if key != "oneOf"}
+        self.by_event = {name: fastjsonschema.compile({**common, "allOf": [alternative]})
+                         for name, alternative in zip(names, alternatives)}
+        envelope = dict(spec, properties=dict(spec["properties"], events={"type": "array"}))
+        self.envelope = fastjsonschema.compile(envelope)
+
+    def passes(self, result: Any) -> bool:
+        from fastjsonschema import JsonSchemaException
+
+        try:
+            self.envelope(result)
+            for event in result.get("events") or []:
+                check = self.by_event.get(event.get("event")) if isinstance(event, dict) else None
+                if check is None:
+                    return False
+                check(event)
+        except JsonSchemaException:
+            return False
+        return True
+
+
+@lru_cache(maxsize=1)
+def _compiled_response_check() -> Optional[_ResponseCheck]:
+    try:
+        return _ResponseCheck()
+    except (KeyError, TypeError, ValueError):  # a Rasa whose schema has another shape: jsonschema only
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -27,15 +79,33 @@ def _response_validator() -> Any:
 def _validate_action_result(self: RemoteAction, result: Dict[Text, Any]) -> bool:
     from jsonschema import ValidationError
 
+    check = _compiled_response_check()
+    if check is not None and check.passes(result):
+        return True
     try:
         _response_validator().validate(result)
-        return True
+        return True  # the two libraries disagree at the edges: jsonschema is Rasa's reference
     except ValidationError as error:
         error.message += (". Failed to validate Action server response from API, make sure your response "
                           "from the Action endpoint is valid.")
         raise error
 
 
+def _resolve_by_type(type_name: Text, default: Optional[Type[Event]] = None) -> Optional[Type[Event]]:
+    known = _EVENT_CLASSES.get(type_name)
+    if known is not None:
+        return known
+    found = _ORIGINAL_RESOLVE_BY_TYPE(type_name, default)
+    if found is not None and found is not default:
+        _EVENT_CLASSES[type_name] = found
+    return found
+
+
 def apply() -> None:
     if RemoteAction._validate_action_result is not _validate_action_result:
         RemoteAction._validate_action_result = _validate_action_result  # type: ignore[assignment]
+    if Event.__dict__.get("resolve_by_type") is not _RESOLVE_BY_TYPE:
+        Event.resolve_by_type = _RESOLVE_BY_TYPE  # type: ignore[assignment]
+
+
+_RESOLVE_BY_TYPE = staticmethod(_resolve_by_type)

@@ -122,6 +122,12 @@ def customer_history(session: Session, customer_id: str) -> Optional[CustomerHis
     )
 
 
+def customer_first_name(session: Session, customer_id: str) -> Optional[str]:
+    """The first name of a known customer (None: unknown id), without loading their history."""
+    customer = session.get(Customer, customer_id)
+    return customer.first_name if customer is not None else None
+
+
 def verify_customer(session: Session, email: str, order_id: str) -> Optional[str]:
     """The customer id when the email and order number belong together, else None (no hint which was wrong)."""
     email = (email or "").strip().lower()

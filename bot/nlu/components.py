@@ -22,6 +22,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot import rasa_speedups
 from bot.nlu.cues import detector_for
 from bot.nlu.frustration_model import LEVELS, FrustrationModel
+from bot.nlu.text_model import predict_proba as text_model_proba
 
 logger = logging.getLogger(__name__)
 rasa_speedups.apply()  # Rasa's server imports this module to load the pipeline
@@ -172,7 +173,7 @@ class IssueTypeClassifier(GraphComponent):
         """Two stages: DIET decides whether this is a complaint at all (it sees every intent);
         the blend of DIET and the text model decides which kind of complaint."""
         texts = [m.get(TEXT) or "" for m in messages]
-        text_probs = self._text_model.predict_proba(texts) if (self._text_model is not None and texts) else None
+        text_probs = text_model_proba(self._text_model, texts) if (self._text_model is not None and texts) else None
         weight = float(self._config["text_model_weight"])
         for index, message in enumerate(messages):
             diet = self._diet_mass(message)

@@ -6,7 +6,8 @@ from typing import Any, Sequence
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from scipy import sparse
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 
 FILE_NAME = "text_model.skops"
 SAFE_MODULES = {"sklearn", "numpy", "scipy", "builtins"}
@@ -22,6 +23,19 @@ def train_text_model(texts: Sequence[str], labels: Sequence[str], c: float = 10.
     )
     model.fit(list(texts), list(labels))
     return model
+
+
+def predict_proba(model: Pipeline, texts: Sequence[str]) -> Any:
+    """``model.predict_proba(texts)`` without the joblib dispatch ``FeatureUnion.transform`` does
+    even for one job: a third of this model's time per message in profiles of the Rasa server."""
+    union, classifier = model.steps[0][1], model.steps[-1][1]
+    if not isinstance(union, FeatureUnion) or union.transformer_weights:
+        return model.predict_proba(list(texts))
+    parts = [transformer.transform(list(texts)) for _, transformer in union.transformer_list
+             if transformer not in ("drop", "passthrough")]
+    if len(parts) != len(union.transformer_list):
+        return model.predict_proba(list(texts))
+    return classifier.predict_proba(sparse.hstack(parts).tocsr())
 
 
 def save_text_model(model: Any, directory: Path) -> None:

@@ -35,9 +35,9 @@ def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
             # The gateway vouched for this id; with the case system down we cannot show data anyway.
             slots.update(customer_id=claimed, verified=True)
         else:
-            history = repo.customer_history(session, claimed)
-            if history is not None:
-                slots.update(customer_id=history.customer_id, customer_name=history.first_name, verified=True)
+            first_name = repo.customer_first_name(session, claimed)
+            if first_name is not None:
+                slots.update(customer_id=claimed, customer_name=first_name, verified=True)
     issue = None
     if turn.intent and turn.intent.startswith("complain_"):
         # The intent says it is a complaint; the blended issue-type model says about what.
