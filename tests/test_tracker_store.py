@@ -25,7 +25,7 @@ DOMAIN = Domain.load(str(Path(__file__).resolve().parents[1] / "domain.yml"))
 
 
 def run(coroutine: Any) -> Any:
-    return asyncio.get_event_loop().run_until_complete(coroutine)
+    return asyncio.run(coroutine)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
