@@ -19,6 +19,7 @@ from bot.casedb.engine import session_scope
 from bot.recovery import turns
 from bot.recovery.conversation import TurnInput, TurnReply
 from bot.recovery.tracker_state import turn_input as tracker_turn_input
+from bot.recovery.tracking import changed_slots
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ def turn_input(tracker: Tracker) -> TurnInput:
 
 
 def slot_events(slots: Dict[str, Any], tracker: Tracker) -> List[Dict[Text, Any]]:
-    """SlotSet events for the values that change: every event is replayed on each later prediction."""
-    return [SlotSet(name, value) for name, value in slots.items() if tracker.slots.get(name) != value]
+    return [SlotSet(name, value) for name, value in changed_slots(slots, tracker.slots).items()]
 
 
 def emit(reply: TurnReply, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[Dict[Text, Any]]:
@@ -73,23 +73,6 @@ class RecoveryAction(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         return run_turn(type(self).turn, tracker, dispatcher)
-
-
-class ActionTrackConversation(Action):
-    """Custom slot mapping run after every message: identity, issue type, conversation frustration."""
-
-    def name(self) -> Text:
-        return "action_track_conversation"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        conversation = turn_input(tracker)
-        try:
-            with session_scope() as session:
-                slots = turns.track(conversation, session)
-        except SQLAlchemyError as error:
-            logger.error("Case database unavailable while tracking: %s", error)
-            slots = turns.track(conversation, None)
-        return slot_events(slots, tracker)
 
 
 class ActionHandleComplaint(RecoveryAction):

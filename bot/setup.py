@@ -15,7 +15,7 @@ from bot.settings import PROJECT_ROOT
 
 MODEL = PROJECT_ROOT / "models" / "mend.tar.gz"
 FINGERPRINT = PROJECT_ROOT / "models" / "mend.fingerprint"
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu")
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "bot/dialogue")
 
 
 def _files(paths: Iterable[str]) -> List[Path]:
@@ -30,7 +30,7 @@ def _files(paths: Iterable[str]) -> List[Path]:
 
 
 def training_fingerprint() -> str:
-    """A hash of everything that changes the trained model: data, config, domain, NLU code."""
+    """A hash of everything that changes the trained model: data, config, domain, NLU and dialogue code."""
     digest = hashlib.sha256()
     for path in _files(TRAINING_INPUTS):
         digest.update(str(path.relative_to(PROJECT_ROOT)).encode())

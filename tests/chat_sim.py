@@ -1,7 +1,8 @@
 """Drive the real custom actions the way Rasa does, without a Rasa server.
 
-For each customer message: the tracking action runs (as Rasa's custom slot mapping does),
-its slots are applied, then the turn action the rules would pick runs against the real database.
+For each customer message: the conversation-level slots are tracked (as Mend's tracking policy
+does in the Rasa server) and applied, then the turn action the rules would pick runs against the
+real database.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as mend_actions
+from bot.recovery.tracker_state import turn_input
+from bot.recovery.tracking import changed_slots, tracked_slots
 
 RULES = {
     "greet": None, "chitchat": None,
@@ -47,18 +50,27 @@ class SimulatedChat:
         self.events.extend(events)
         return dispatcher.messages
 
+    def _track(self, latest: Dict[str, Any]) -> None:
+        turn = turn_input(self.sender, dict(self.slots), latest, self.events)
+        for name, value in changed_slots(tracked_slots(turn), self.slots).items():
+            event = {"event": "slot", "name": name, "value": value}
+            self.all_events.append(event)
+            self.events.append(event)
+            self.slots[name] = value
+
     def say(self, text: str, intent: str, entities: Optional[Dict[str, str]] = None,
-            level: str = "calm", score: Optional[float] = None, issue_type: Optional[str] = None) -> List[Dict[str, Any]]:
+            level: str = "calm", score: Optional[float] = None, issue_type: Optional[str] = None,
+            issue_confidence: float = 0.9) -> List[Dict[str, Any]]:
         score = {"calm": 0.1, "annoyed": 0.5, "angry": 0.9}[level] if score is None else score
         latest = {
             "text": text, "intent": {"name": intent, "confidence": 0.9},
             "entities": [{"entity": k, "value": v} for k, v in (entities or {}).items()],
             "metadata": self.metadata, "frustration": {"score": score, "level": level, "cues": []},
             "issue_type": {"name": issue_type or (intent[len("complain_"):] if intent.startswith("complain_") else "other"),
-                           "confidence": 0.9},
+                           "confidence": issue_confidence},
         }
         self.events.append({"event": "user", "text": text, "parse_data": latest, "metadata": self.metadata})
-        self._run(mend_actions.ActionTrackConversation, latest)
+        self._track(latest)
         action = mend_actions.ActionHandleComplaint if intent.startswith("complain_") else RULES.get(intent)
         messages = self._run(action, latest) if action else []
         self.transcript.append({"user": text, "bot": messages})

@@ -161,3 +161,17 @@ def test_a_bug_in_a_turn_still_gets_a_reply(db_url, monkeypatch):
     chat = SimulatedChat("bug-1")
     reply = chat.texts(chat.say("thanks", "thank"))
     assert "something went wrong on my side" in reply and "<utter_offer_human>" in reply
+
+
+def test_one_stray_message_does_not_change_what_the_case_is_about(db_url):
+    chat = SimulatedChat("dana-stray", DANA)
+    chat.say("where are my headphones?", "complain_delivery", level="annoyed")
+    assert chat.slots["issue_type"] == "delivery" and chat.slots["case_id"] == "CASE-501"
+    # A hostile payload the NLU half-reads as a technical complaint: the case stays a delivery case.
+    reply = chat.texts(chat.say('<img src=x onerror="alert(1)">is anyone there?', "complain_technical",
+                                issue_confidence=0.55))
+    assert chat.slots["issue_type"] == "delivery"
+    assert "A1001" in reply and "engineer" not in reply.lower()
+    # A confident complaint of another kind is a new issue in the same conversation.
+    chat.say("and I was also charged twice for it!", "complain_billing", issue_confidence=0.97)
+    assert chat.slots["issue_type"] == "billing"

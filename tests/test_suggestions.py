@@ -34,7 +34,7 @@ def test_top_three_skip_machinery_and_what_the_bot_just_said(db_url):
                                                                       {"frustration_level": "angry"})["text"]})
     prediction = {"scores": [{"action": "action_listen", "score": 0.99}, {"action": "utter_apologize", "score": 0.9},
                              {"action": "action_handle_complaint", "score": 0.8},
-                             {"action": "action_track_conversation", "score": 0.7},
+                             {"action": "action_session_start", "score": 0.7},
                              {"action": "utter_offer_human", "score": 0.2}, {"action": "utter_goodbye", "score": 0.1}],
                   "tracker": tracker}
     found = suggestions(prediction, DOMAIN, db_url)

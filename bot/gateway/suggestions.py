@@ -18,12 +18,13 @@ from bot.recovery import turns
 from bot.recovery.conversation import TurnReply
 from bot.recovery.playbook import STEPS
 from bot.recovery.tracker_state import turn_input
+from bot.recovery.tracking import tracked_slots
 
 logger = logging.getLogger(__name__)
 
 # Actions that are machinery, not something an agent would say.
 NOT_REPLIES = {
-    "action_listen", "action_track_conversation", "action_session_start", "action_restart", "action_back",
+    "action_listen", "action_session_start", "action_restart", "action_back",
     "action_default_fallback", "action_deactivate_loop", "action_revert_fallback_events", "action_extract_slots",
     "action_default_ask_affirmation", "action_default_ask_rephrase", "action_two_stage_fallback",
     "action_unlikely_intent", "action_follow_up",
@@ -95,6 +96,18 @@ def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional
         session.close()
 
 
+def with_tracked_slots(tracker: Mapping[str, Any], database_url: Optional[str] = None) -> Mapping[str, Any]:
+    """The tracker with its conversation-level slots (frustration, issue type, identity) brought up to
+    date: messages that reach an agent are logged without the bot's tracking policy running."""
+    if not tracker.get("latest_message"):
+        return tracker
+    slots = dict(tracker.get("slots") or {})
+    turn = turn_input(str(tracker.get("sender_id") or ""), slots, tracker.get("latest_message"),
+                      tracker.get("events") or [])
+    slots.update(tracked_slots(turn, database_url))
+    return dict(tracker, slots=slots)
+
+
 def _join(parts: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {"text": " ".join(p["text"] for p in parts if p.get("text")).strip(),
             "parts": [p["text"] for p in parts if p.get("text")],
@@ -143,7 +156,7 @@ def said_since_customer(events: Sequence[Mapping[str, Any]]) -> set:
 def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
                 limit: int = 3) -> List[Dict[str, Any]]:
     """The top ``limit`` renderable replies, best first, each with its action, step and confidence."""
-    tracker = prediction.get("tracker") or {}
+    tracker = with_tracked_slots(prediction.get("tracker") or {}, database_url)
     already = said_since_customer(tracker.get("events") or []) | set(prediction.get("already_said") or ())
     result: List[Dict[str, Any]] = []
     for action, score in ranked_actions(prediction, limit=limit + 3):

@@ -31,8 +31,7 @@ from bot.settings import PROJECT_ROOT
 logger = logging.getLogger(__name__)
 MACHINERY = {"action_listen", "action_session_start", "action_restart", "action_back", "action_extract_slots",
              "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
-             "action_default_ask_rephrase", "action_two_stage_fallback", "action_unlikely_intent",
-             "action_track_conversation"}
+             "action_default_ask_rephrase", "action_two_stage_fallback", "action_unlikely_intent"}
 
 
 class TrainerError(ApiError):

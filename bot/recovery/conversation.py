@@ -21,6 +21,7 @@ class TurnInput:
     text: str = ""
     intent: Optional[str] = None
     issue_type: Optional[str] = None  # the NLU's issue type for this message
+    issue_confidence: float = 0.0  # ... and how sure it is
     entities: Dict[str, List[str]] = field(default_factory=dict)
     metadata: Dict[str, Any] = field(default_factory=dict)
     slots: Dict[str, Any] = field(default_factory=dict)

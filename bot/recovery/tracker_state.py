@@ -32,9 +32,17 @@ def turn_input(sender_id: str, slots: Mapping[str, Any], latest_message: Mapping
         text=str(latest.get("text") or ""),
         intent=(latest.get("intent") or {}).get("name"),
         issue_type=issue.get("name") if isinstance(issue, dict) else None,
+        issue_confidence=_number(issue.get("confidence")) if isinstance(issue, dict) else 0.0,
         entities=entities,
         metadata=metadata or {},
         slots=dict(slots or {}),
         message_frustration=frustration,
         failed_turns=failed,
     )
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

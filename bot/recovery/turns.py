@@ -42,7 +42,7 @@ def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
     if turn.intent and turn.intent.startswith("complain_"):
         # The intent says it is a complaint; the blended issue-type model says about what.
         issue = turn.issue_type if turn.issue_type in COMPLAINT_TYPES else turn.intent[len("complain_"):]
-    if issue in COMPLAINT_TYPES:
+    if issue in COMPLAINT_TYPES and _may_set_issue(turn, issue):
         slots["issue_type"] = issue
     case_id = turn.slot("case_id")
     earlier = repo.earlier_contacts(session, case_id, turn.conversation_id) if (case_id and session is not None) else 0
@@ -51,6 +51,15 @@ def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
     slots.update(frustration_score=mood.score, frustration_level=mood.level, frustration_trend=mood.trend[-20:],
                  angry_streak=float(mood.angry_streak), failed_turns=float(turn.failed_turns))
     return slots
+
+
+def _may_set_issue(turn: TurnInput, issue: str) -> bool:
+    """Once a case is open, one stray message ("<img ...> is anyone there?" read as technical)
+    must not turn a delivery conversation into a technical one; a confident new complaint may."""
+    current = turn.slot("issue_type")
+    if issue == current or current not in COMPLAINT_TYPES or not turn.slot("case_id"):
+        return True
+    return turn.issue_confidence >= float(section("issue_type").get("switch_min_confidence", 0.85))
 
 
 def _stays_angry(turn: TurnInput) -> bool:

@@ -1,0 +1,1 @@
+"""Mend's Rasa dialogue components (graph components that run in the Rasa server)."""

@@ -1,0 +1,74 @@
+"""Keeps the conversation-level slots current, inside the Rasa server, after every customer message.
+
+Who the customer is (from the verified ``customer_id`` in the message metadata), what the
+conversation is about and how upset the customer is (the messages so far, repeat contacts on
+the case, failed bot turns) are slots that responses and actions depend on: ``utter_apologize``
+varies with ``frustration_level``. They must be set before the first action after a message runs.
+
+A Rasa policy may return events with its prediction, and Rasa applies them before it runs the
+predicted action (``PolicyPrediction.events``). This policy predicts nothing (all-zero scores,
+so it never chooses an action) and returns those slot events for the first prediction after a
+customer message. Doing this in-process replaced a custom slot mapping that cost a round trip to
+the action server on every message (see bench/latency.py).
+
+The case database is read directly (two indexed lookups at most); see bot/recovery/tracking.py
+for what happens while it is unreachable.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core.constants import POLICY_PRIORITY
+from rasa.core.policies.policy import Policy, PolicyPrediction
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.recovery.conversation import TurnInput
+from bot.recovery.tracker_state import turn_input
+from bot.recovery.tracking import changed_slots, tracked_slots
+
+
+def awaiting_first_action(tracker: DialogueStateTracker) -> Optional[UserUttered]:
+    """The customer message no action has answered yet, if the tracker ends with one."""
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return event
+        if isinstance(event, ActionExecuted):
+            return None
+    return None
+
+
+def turn_for(tracker: DialogueStateTracker) -> TurnInput:
+    events = [{"event": "user", "text": e.text, "parse_data": e.parse_data}
+              for e in tracker.events if isinstance(e, UserUttered)]
+    latest = tracker.latest_message.parse_data if tracker.latest_message else {}
+    return turn_input(tracker.sender_id, tracker.current_slot_values(), latest, events)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class ConversationTrackingPolicy(Policy):
+    """Sets identity, issue type and conversation frustration slots; never predicts an action."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        # Rasa requires a priority; the lowest, since this policy never competes for the action.
+        return {POLICY_PRIORITY: 0}
+
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        return self._resource  # nothing to learn: the frustration model is trained in the NLU pipeline
+
+    def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
+                                     rule_only_data: Optional[Dict[Text, Any]] = None,
+                                     **kwargs: Any) -> PolicyPrediction:
+        events: List[SlotSet] = []
+        if awaiting_first_action(tracker) is not None:
+            known = {slot.name for slot in domain.slots}
+            slots = {name: value for name, value in tracked_slots(turn_for(tracker)).items() if name in known}
+            events = [SlotSet(name, value)
+                      for name, value in changed_slots(slots, tracker.current_slot_values()).items()]
+        return self._prediction(self._default_predictions(domain), events=events)
+
