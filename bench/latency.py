@@ -234,9 +234,10 @@ async def measure(bot: str, base_url: str, scripts: List[Dict[str, Any]], concur
 
 
 def default_conversations(concurrency: int, think_ms: int = 0) -> int:
+    """Enough messages for a stable p95: the tail of a run with think time is a few bursts."""
     if concurrency <= 1:
-        return 12
-    return max(12, (3 if think_ms else 2) * concurrency)
+        return 30
+    return max(12, (8 if think_ms else 2) * concurrency)
 
 
 def run_bot(bot: str, base_url: str, scripts: List[Dict[str, Any]], args: argparse.Namespace) -> Dict[str, Any]:
@@ -512,8 +513,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="comma-separated concurrency levels, each run with --think-ms (instead of --phases)")
     parser.add_argument("--think-ms", type=int, default=0, help="think time for --concurrency levels")
     parser.add_argument("--conversations", type=int, default=None,
-                        help="conversations per phase (default 12 at concurrency 1, 2x concurrency without "
-                             "think time, 3x with)")
+                        help="conversations per phase (default 30 at concurrency 1, 2x concurrency without "
+                             "think time, 8x with)")
     parser.add_argument("--skip-stock", action="store_true", help="do not build or measure the stock bot")
     parser.add_argument("--skip-mend", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--train-time", action="store_true",

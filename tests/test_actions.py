@@ -21,6 +21,7 @@ def test_dana_late_delivery_is_recognised_without_re_explaining(db_url):
     buttons = chat.transcript[-1]["bot"][-1]["buttons"]
     assert 2 <= len(buttons) <= 3 and all(b["payload"].startswith("/choose_option") for b in buttons)
     assert chat.slots["case_id"] == "CASE-501" and chat.slots["frustration_level"] == "angry"
+    assert chat.slots["case_earlier_contacts"] == 1  # her email two days ago: it raises frustration from now on
     assert chat.slots["playbook_steps"] == ["acknowledge", "apologize", "explain", "resolve_options"]
 
     reply = chat.texts(chat.say('/choose_option{"option":"reship_express"}', "choose_option",

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -154,6 +155,19 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     customer_context.close()
 
 
+def _settled_box(locator, timeout_s: float = 5.0) -> dict:
+    """The element's box once two readings 100 ms apart agree (CSS transitions have finished)."""
+    deadline = time.monotonic() + timeout_s
+    box = locator.bounding_box()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
@@ -164,7 +178,7 @@ def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
     page.keyboard.press("Enter")
     panel = page.locator('[data-testid="panel"]')
     panel.wait_for()
-    size = panel.bounding_box()
+    size = _settled_box(panel)  # measured once the opening animation is over, as the customer sees it
     assert size["width"] >= 370 and size["height"] >= 700
     assert page.evaluate("document.activeElement.id") == "mend-widget"  # focus went into the widget
     page.keyboard.type("hello, I have a question about my order")

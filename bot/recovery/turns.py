@@ -45,7 +45,9 @@ def track(turn: TurnInput, session: Optional[Session]) -> Dict[str, Any]:
     if issue in COMPLAINT_TYPES and _may_set_issue(turn, issue):
         slots["issue_type"] = issue
     case_id = turn.slot("case_id")
-    earlier = repo.earlier_contacts(session, case_id, turn.conversation_id) if (case_id and session is not None) else 0
+    earlier = turn.slot("case_earlier_contacts")  # counted once, when the case was found
+    if earlier is None:
+        earlier = repo.earlier_contacts(session, case_id, turn.conversation_id) if (case_id and session is not None) else 0
     mood = conversation_frustration(turn.message_frustration, earlier_contacts=earlier,
                                     failed_turns=turn.failed_turns, resolved=bool(turn.slot("resolution")))
     slots.update(frustration_score=mood.score, frustration_level=mood.level, frustration_trend=mood.trend[-20:],
@@ -123,6 +125,7 @@ def recover(turn: TurnInput, session: Session, issue: str) -> TurnReply:
               buttons=[{"title": o.title, "payload": f'/choose_option{{"option":"{o.code}"}}'} for o in options])
     reply.slots.update(
         issue_type=situation.issue_type, case_id=case_id, order_id=situation.order.id if situation.order else None,
+        case_earlier_contacts=float(repo.earlier_contacts(session, case_id, turn.conversation_id)),
         offered_options=[o.code for o in options], repeat_failure=situation.repeat_failure,
         pending_question="choose_option", playbook_step="resolve_options",
         playbook_steps=add_steps(turn.slot("playbook_steps"), "acknowledge", "apologize", "explain", "resolve_options"),

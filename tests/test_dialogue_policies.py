@@ -1,4 +1,5 @@
-"""The tracking policy sets the conversation's slots in the Rasa server, before the first action runs."""
+"""Mend's own dialogue policies: the tracking policy sets the conversation's slots in the Rasa server
+before the first action runs; the listen policy waits for the customer once the bot has acted."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.dialogue.listen_policy import ListenAfterBotActionPolicy
 from bot.dialogue.tracking_policy import ConversationTrackingPolicy
 
 DOMAIN = Domain.load(str(Path(__file__).resolve().parents[1] / "domain.yml"))
@@ -84,3 +86,23 @@ def test_without_the_case_database_the_mood_is_still_tracked(policy, monkeypatch
                                 metadata={"customer_id": "cust-1001"}))
     slots = slots_of(policy.predict_action_probabilities(conversation, DOMAIN).events)
     assert slots["frustration_level"] == "angry" and slots["issue_type"] == "delivery"
+
+
+@pytest.fixture
+def listen(tmp_path: Path) -> ListenAfterBotActionPolicy:
+    return ListenAfterBotActionPolicy.create(ListenAfterBotActionPolicy.get_default_config(),
+                                             LocalModelStorage(tmp_path), Resource("listen"),
+                                             ExecutionContext(GraphSchema({}), "test"))
+
+
+def test_after_the_bot_acted_it_listens_above_the_fallback_and_below_a_rule(listen):
+    answered = tracker(user("my parcel is late", "complain_delivery", "calm", 0.1),
+                       ActionExecuted("utter_apologize"))  # e.g. an agent's reply recorded as an action
+    scores = listen.predict_action_probabilities(answered, DOMAIN).probabilities
+    best = max(range(len(scores)), key=scores.__getitem__)
+    assert DOMAIN.action_names_or_texts[best] == "action_listen" and 0.3 < scores[best] < 1.0
+
+
+def test_a_new_customer_message_is_left_to_the_rules(listen):
+    waiting = tracker(user("my parcel is late", "complain_delivery", "calm", 0.1))
+    assert max(listen.predict_action_probabilities(waiting, DOMAIN).probabilities) == 0.0
