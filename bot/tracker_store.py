@@ -117,7 +117,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         for event in new_events:
             data = event.as_dict()
             rows.append(dict(sender_id=sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
-                             intent_name=(data.get("parse_data") or {}).get("intent", {}).get("name"),
+                             intent_name=((data.get("parse_data") or {}).get("intent") or {}).get("name"),
                              action_name=data.get("name"), data=json.dumps(data)))
         try:
             with self.engine.begin() as connection:  # one INSERT of all new rows, committed
