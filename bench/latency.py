@@ -509,9 +509,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default=None,
                         help=f"comma-separated concurrency:think_ms phases (default {DEFAULT_PHASES})")
-    parser.add_argument("--concurrency", default=None,
-                        help="comma-separated concurrency levels, each run with --think-ms (instead of --phases)")
-    parser.add_argument("--think-ms", type=int, default=0, help="think time for --concurrency levels")
     parser.add_argument("--conversations", type=int, default=None,
                         help="conversations per phase (default 30 at concurrency 1, 2x concurrency without "
                              "think time, 8x with)")
@@ -522,18 +519,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--show-replies", action="store_true", help="print the warm-up transcripts")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.phases and args.concurrency:
-        parser.error("give --phases or --concurrency/--think-ms, not both")
-    if not 0 <= args.think_ms <= 60000:
-        parser.error("--think-ms must be between 0 and 60000")
     try:
-        if args.concurrency:
-            phases = [(int(part), args.think_ms) for part in args.concurrency.split(",") if part.strip()]
-        else:
-            phases = [tuple(int(value) for value in part.split(":")) for part in
-                      (args.phases or DEFAULT_PHASES).split(",") if part.strip()]
+        phases = [tuple(int(value) for value in part.split(":")) for part in
+                  (args.phases or DEFAULT_PHASES).split(",") if part.strip()]
     except ValueError:
-        parser.error("--phases takes concurrency:think_ms pairs, e.g. 1:0,20:3000; --concurrency takes integers")
+        parser.error("--phases takes concurrency:think_ms pairs, e.g. 1:0,20:3000")
     if not phases or any(len(phase) != 2 for phase in phases):
         parser.error("--phases takes concurrency:think_ms pairs, e.g. 1:0,20:3000")
     if any(not 1 <= c <= MAX_CONCURRENCY or not 0 <= t <= 60000 for c, t in phases):

@@ -81,6 +81,14 @@ def _log_in(page, url: str, username: str) -> None:
     page.wait_for_url("**" + url[url.index("/", 8):])
 
 
+def _staff_page(browser, url: str, username: str, **context_options):
+    """A new browser context with a staff member logged in on ``url``; returns (context, page)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, **context_options)
+    page = context.new_page()
+    _log_in(page, url, username)
+    return context, page
+
+
 def _widget_messages(page, sender: str):
     return page.locator(f'[data-testid="message"][data-sender="{sender}"]')
 
@@ -102,9 +110,7 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     box.press("Enter")
     customer.get_by_text("colleague", exact=False).first.wait_for(timeout=60_000)
 
-    agent_context = browser.new_context(viewport={"width": 1440, "height": 900})
-    agent = agent_context.new_page()
-    _log_in(agent, site.url + "/console", "bea")
+    agent_context, agent = _staff_page(browser, site.url + "/console", "bea")
     item = agent.locator('[data-testid="queue-waiting"] [data-testid="queue-item"]').filter(has_text="Dana")
     item.first.wait_for(timeout=30_000)
     item.first.click()
@@ -191,9 +197,7 @@ def test_widget_is_usable_at_phone_width_and_by_keyboard(site, browser):
 
 
 def test_trainer_replays_a_story_marks_a_wrong_turn_and_exports_it(site, browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, reduced_motion="reduce")
-    page = context.new_page()
-    _log_in(page, site.url + "/trainer", "tia")
+    context, page = _staff_page(browser, site.url + "/trainer", "tia", reduced_motion="reduce")
     item = page.locator('[data-testid="item"][data-kind="story"]').filter(has_text="calm, full playbook")
     item.first.wait_for(timeout=30_000)
     item.first.click()

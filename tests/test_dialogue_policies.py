@@ -19,11 +19,15 @@ from bot.dialogue.tracking_policy import ConversationTrackingPolicy
 DOMAIN = Domain.load(str(Path(__file__).resolve().parents[1] / "domain.yml"))
 
 
+def created(policy_class: Any, tmp_path: Path) -> Any:
+    """The policy as Rasa's graph creates it, with its default configuration."""
+    return policy_class.create(policy_class.get_default_config(), LocalModelStorage(tmp_path),
+                               Resource(policy_class.__name__), ExecutionContext(GraphSchema({}), "test"))
+
+
 @pytest.fixture
 def policy(tmp_path: Path) -> ConversationTrackingPolicy:
-    return ConversationTrackingPolicy.create(ConversationTrackingPolicy.get_default_config(),
-                                             LocalModelStorage(tmp_path), Resource("tracking"),
-                                             ExecutionContext(GraphSchema({}), "test"))
+    return created(ConversationTrackingPolicy, tmp_path)
 
 
 def user(text: str, intent: str, level: str, score: float, metadata: Dict[str, Any] | None = None,
@@ -90,9 +94,7 @@ def test_without_the_case_database_the_mood_is_still_tracked(policy, monkeypatch
 
 @pytest.fixture
 def listen(tmp_path: Path) -> ListenAfterBotActionPolicy:
-    return ListenAfterBotActionPolicy.create(ListenAfterBotActionPolicy.get_default_config(),
-                                             LocalModelStorage(tmp_path), Resource("listen"),
-                                             ExecutionContext(GraphSchema({}), "test"))
+    return created(ListenAfterBotActionPolicy, tmp_path)
 
 
 def test_after_the_bot_acted_it_listens_above_the_fallback_and_below_a_rule(listen):

@@ -16,7 +16,8 @@ for what happens while it is unreachable.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List, Optional, Text
 
 from rasa.core.constants import POLICY_PRIORITY
 from rasa.core.policies.policy import Policy, PolicyPrediction
@@ -30,6 +31,11 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from bot.recovery.conversation import TurnInput
 from bot.recovery.tracker_state import turn_input
 from bot.recovery.tracking import changed_slots, tracked_slots
+
+
+@lru_cache(maxsize=4)
+def _slot_names(domain: Domain) -> FrozenSet[str]:
+    return frozenset(slot.name for slot in domain.slots)
 
 
 def awaiting_first_action(tracker: DialogueStateTracker) -> Optional[UserUttered]:
@@ -66,7 +72,7 @@ class ConversationTrackingPolicy(Policy):
                                      **kwargs: Any) -> PolicyPrediction:
         events: List[SlotSet] = []
         if awaiting_first_action(tracker) is not None:
-            known = {slot.name for slot in domain.slots}
+            known = _slot_names(domain)
             slots = {name: value for name, value in tracked_slots(turn_for(tracker)).items() if name in known}
             events = [SlotSet(name, value)
                       for name, value in changed_slots(slots, tracker.current_slot_values()).items()]

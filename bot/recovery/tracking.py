@@ -11,6 +11,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.casedb.engine import session_scope
+from bot.recovery import turns
 from bot.recovery.conversation import TurnInput
 from bot.settings import database_url as configured_database_url, section
 
@@ -26,9 +28,6 @@ def tracked_slots(turn: TurnInput, database_url: Optional[str] = None) -> Dict[s
     After a failure the database is not tried again for ``tracking.database_retry_seconds``, so
     an outage costs one connection timeout, not one per message.
     """
-    from bot.casedb.engine import session_scope
-    from bot.recovery import turns
-
     url = database_url or configured_database_url()
     if time.monotonic() < _DOWN_UNTIL.get(url, 0.0):
         return turns.track(turn, None)
