@@ -2,6 +2,7 @@
 before the first action runs; the listen policy waits for the customer once the bot has acted."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -15,6 +16,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.dialogue.listen_policy import ListenAfterBotActionPolicy
 from bot.dialogue.tracking_policy import ConversationTrackingPolicy
+from bot.tracker_store import CachedSQLTrackerStore
 
 DOMAIN = Domain.load(str(Path(__file__).resolve().parents[1] / "domain.yml"))
 
@@ -108,3 +110,18 @@ def test_after_the_bot_acted_it_listens_above_the_fallback_and_below_a_rule(list
 def test_a_new_customer_message_is_left_to_the_rules(listen):
     waiting = tracker(user("my parcel is late", "complain_delivery", "calm", 0.1))
     assert max(listen.predict_action_probabilities(waiting, DOMAIN).probabilities) == 0.0
+
+
+def test_malformed_parse_data_is_tracked_without_error_and_kept(policy, db_url, tmp_path):
+    """Events appended through Rasa's HTTP API can carry anything: no intent, a confidence that is
+    not a number, frustration that is not a mapping, a 100 KB text, a hostile customer id."""
+    conversation = tracker()
+    conversation.update(UserUttered("x" * 100_000, None, metadata={"customer_id": "' OR 1=1 --"}, parse_data={
+        "issue_type": {"name": "delivery", "confidence": "very"}, "frustration": "furious"}))
+    slots = slots_of(policy.predict_action_probabilities(conversation, DOMAIN).events)
+    assert slots.get("verified") is not True and "customer_id" not in slots
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    asyncio.run(store.save(conversation))
+    again = asyncio.run(CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+                        .retrieve("policy-test"))
+    assert [e.text for e in again.events if isinstance(e, UserUttered)] == ["x" * 100_000]
