@@ -61,7 +61,9 @@ def live_bot(tmp_path_factory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("live")
     url = f"sqlite:///{directory / 'mend.db'}"
     _reset(url)
-    services = Services(rasa_port=5305, actions_port=5355, tracker_db=directory / "tracker.db",
+    # MEND_TEST_PORT_BASE lets two test runs share a machine (Rasa on BASE, actions on BASE+50).
+    base = int(os.environ.get("MEND_TEST_PORT_BASE", "5305"))
+    services = Services(rasa_port=base, actions_port=base + 50, tracker_db=directory / "tracker.db",
                         env={"MEND_DATABASE_URL": url}, log_dir=directory / "log")
     services.start()
     services.case_db_url = url  # type: ignore[attr-defined]

@@ -202,6 +202,11 @@ class FollowUp(Base):
     note = Column(Text, nullable=False)
     done = Column(Boolean, nullable=False, default=False)
     created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    sent_at = Column(DateTime)           # when the durable job delivered the check-in
+    outcome = Column(String(20))         # fixed | not_fixed, from the customer's answer
+    attempts = Column(Integer, nullable=False, default=0, server_default="0")
+
+    __table_args__ = (Index("ix_follow_ups_due", "done", "due_at"),)
 
 
 
@@ -238,6 +243,7 @@ class ChatConversation(Base):
     frustration_score = Column(Float)
     case_id = Column(String(40))
     playbook_steps = Column(Text)  # JSON list, as the tracker last reported it
+    client_key = Column(String(64), index=True)  # keyed hash of the opening client's address
     created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
     last_activity = Column(DateTime, nullable=False, default=datetime.utcnow, index=True)
 
@@ -260,3 +266,29 @@ class ChatMessage(Base):
     created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
 
     __table_args__ = (Index("ix_chat_messages_client", "conversation_id", "client_id", unique=True),)
+
+
+class StaffSession(Base):
+    """A logged-in staff session; logout revokes it here, so a copied cookie stops working."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(String(64), primary_key=True)
+    username = Column(String(80), nullable=False, index=True)
+    client = Column(String(64))
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    expires_at = Column(DateTime, nullable=False)
+    revoked_at = Column(DateTime)
+
+
+class ThrottleEvent(Base):
+    """One counted attempt (a failed verification, a new conversation...) for limits shared by processes."""
+
+    __tablename__ = "throttle_events"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    kind = Column(String(30), nullable=False)
+    key = Column(String(128), nullable=False)
+    at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+    __table_args__ = (Index("ix_throttle_events_kind_key_at", "kind", "key", "at"),)
