@@ -1,16 +1,16 @@
 """Rasa custom actions: thin adapters from the rasa_sdk tracker to ``bot.recovery.turns``.
 
 Every action runs inside ``_run_turn``, which opens the case database, and, if the
-database is unreachable, answers gracefully with the offer of a person instead of failing.
+database is unreachable or the turn fails, answers gracefully and hands the conversation to a
+person (reason ``case_db_unavailable`` or ``action_error``) instead of failing.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ReminderScheduled, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -40,12 +40,10 @@ def emit(reply: TurnReply, dispatcher: CollectingDispatcher, tracker: Tracker) -
             dispatcher.utter_message(response=message.response)
         else:
             dispatcher.utter_message(text=message.text, buttons=message.buttons or None)
-    events = slot_events(reply.slots, tracker)
-    if reply.reminder_minutes is not None:
-        events.append(ReminderScheduled(
-            "EXTERNAL_follow_up", trigger_date_time=datetime.now() + timedelta(minutes=reply.reminder_minutes),
-            name="follow_up", kill_on_user_message=False))
-    return events
+    # No Rasa reminder for the promised check-in (``reply.reminder_minutes``): Rasa keeps reminders in
+    # memory and sends what they produce nowhere the customer sees. The follow-up row the turn stored
+    # is delivered by the gateway's durable job (bot/gateway/follow_ups.py) through the conversation.
+    return slot_events(reply.slots, tracker)
 
 
 def run_turn(turn: Turn, tracker: Tracker, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:

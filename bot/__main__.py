@@ -1,7 +1,9 @@
 """Mend's command line: ``python -m bot <command>``.
 
 setup        create the spaCy pipeline, migrate and seed the database, train if needed
-run          setup, then start the action server, Rasa (loopback) and the gateway until Ctrl-C
+run          setup, then start the action server, Rasa (loopback) and the gateway until Ctrl-C;
+             a service that dies is restarted (with backoff; a crash loop is given up and reported)
+secrets      print `export MEND_RASA_TOKEN=... MEND_ACTION_TOKEN=...` for scripts and hand-started servers
 gateway [--port N]   serve only the gateway (Rasa must be running)
 accounts create|password|list      manage staff accounts (agents, trainers, admins)
 replay PATH... | --conversation ID   replay test stories or a recorded conversation turn by turn
@@ -12,14 +14,41 @@ evaluate     held-out NLU quality beside the VADER baseline
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shlex
 import signal
 import sys
-import time
 from typing import Sequence
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.umask(0o077)  # databases, secrets and logs created by any `python -m bot` command: the owner's only
+
+
+def _internal_tokens() -> None:
+    """Rasa's auth token and the action server's token for this process and its children.
+
+    endpoints.yml names ``${MEND_ACTION_TOKEN}``, so every command reading it (replay) needs it set.
+    """
+    from bot.gateway.config import secret
+
+    os.environ.setdefault("MEND_RASA_TOKEN", secret("rasa_token"))
+    os.environ.setdefault("MEND_ACTION_TOKEN", secret("action_token"))
+
+
+def _supervisor_log(path: "os.PathLike[str]") -> None:
+    """The supervisor's reports on the terminal and in var/log/supervisor.log."""
+    log = logging.getLogger("mend.supervisor")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setFormatter(logging.Formatter("%(message)s"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    to_file = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(terminal)
+    log.addHandler(to_file)
 
 
 def _run() -> int:
@@ -43,6 +72,8 @@ mend is running.
   Staff logins ({DEMO_ACCOUNTS_FILE.relative_to(DEMO_ACCOUNTS_FILE.parents[1])}; more with: python -m bot accounts create NAME --role agent):
 {"".join("    " + line + chr(10) for line in accounts.splitlines() if line and not line.startswith("#"))}
   Rasa (loopback only, for scripts): {services.rasa_url}/webhooks/rest/webhook
+    (its HTTP API needs ?token=$MEND_RASA_TOKEN: eval "$(.venv/bin/python -m bot secrets)")
+  A service that dies is restarted (var/log/supervisor.log).
   Logs: var/log/    Case database: var/mend.db    Stop: Ctrl-C
 """, flush=True)
     stopping = False
@@ -53,12 +84,14 @@ mend is running.
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    _supervisor_log(services.log_dir / "supervisor.log")
+    supervisor = services.supervise()
     try:
         while not stopping:
-            if any(p.poll() is not None for p in services.processes):
-                print("mend: a service stopped unexpectedly; see var/log/", file=sys.stderr)
+            supervisor.join(0.5)
+            if not supervisor.is_alive() and not stopping:
+                print("mend: the supervisor stopped unexpectedly; stopping Mend", file=sys.stderr)
                 return 1
-            time.sleep(0.5)
     finally:
         print("mend: stopping...")
         services.stop()
@@ -68,9 +101,17 @@ mend is running.
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["setup", "run", "gateway", "accounts", "replay", "train", "db", "evaluate"])
+    parser.add_argument("command", choices=["setup", "run", "gateway", "accounts", "replay", "train", "db", "evaluate",
+                                            "secrets"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    if options.command == "secrets":
+        _internal_tokens()
+        for name in ("MEND_RASA_TOKEN", "MEND_ACTION_TOKEN"):
+            print(f"export {name}={shlex.quote(os.environ[name])}")
+        return 0
+    if options.command in {"run", "replay"}:
+        _internal_tokens()
     if options.command == "setup":
         from bot.setup import setup_all
 

@@ -1,11 +1,13 @@
-"""Everything `make run` and `make test` prepare before starting: spaCy, database, model.
+"""Everything `make run` and `make test` prepare before starting: secrets, spaCy, database, model.
 
-Each step is idempotent and cheap when nothing changed, so it runs on every start.
+Each step is idempotent and cheap when nothing changed, so it runs on every start. Everything
+under var/ (databases, secrets, demo passwords, logs) is made the owner's only on every setup.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Iterable, List, Optional
 from bot.settings import PROJECT_ROOT
 
 MODEL = PROJECT_ROOT / "models" / "mend.tar.gz"
+VAR = PROJECT_ROOT / "var"
+SECRETS = ("rasa_token", "action_token", "customer_token_secret", "session_secret")
 FINGERPRINT = PROJECT_ROOT / "models" / "mend.fingerprint"
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "bot/dialogue")
 
@@ -36,6 +40,48 @@ def training_fingerprint() -> str:
         digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _owner_only(path: Path) -> None:
+    """Drop group and other permission bits (never following a symlink)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISLNK(mode) and mode & 0o077:
+        path.chmod(stat.S_IMODE(mode) & ~0o077)
+
+
+def _sqlite_file(url: str) -> Optional[Path]:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def secure_files(var: Path = VAR) -> None:
+    """var/ 0700 and everything in it owner-only; also a SQLite case database kept elsewhere (+ its journals)."""
+    from bot.settings import database_url
+
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _owner_only(var)
+    for folder, dirs, files in os.walk(var):
+        for name in dirs + files:
+            _owner_only(Path(folder) / name)
+    database = _sqlite_file(database_url())
+    if database is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _owner_only(database.with_name(database.name + suffix))
+
+
+def ensure_secrets() -> None:
+    """Generate the secrets not given in the environment into var/secrets.json (0600), once."""
+    from bot.gateway.config import secret
+
+    for name in SECRETS:
+        secret(name)
 
 
 def ensure_spacy() -> None:
@@ -79,6 +125,8 @@ def ensure_model(force: bool = False) -> bool:
 
 
 def setup_all() -> None:
+    secure_files()
+    ensure_secrets()
     ensure_spacy()
     ensure_database()
     from bot.gateway.server import DEMO_ACCOUNTS_FILE, ensure_demo_accounts
@@ -86,3 +134,4 @@ def setup_all() -> None:
     if ensure_demo_accounts():
         print(f"mend: created demo staff accounts; their passwords are in {DEMO_ACCOUNTS_FILE.relative_to(PROJECT_ROOT)}")
     ensure_model()
+    secure_files()

@@ -3,19 +3,29 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, List, Optional
+
+from bot.gateway.config import secret
+
+
+def with_token(url: str) -> str:
+    """Rasa's HTTP API needs its auth token (the one bot.services starts Rasa with)."""
+    if "token" in urllib.parse.parse_qs(urllib.parse.urlsplit(url).query):
+        return url
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode({"token": secret("rasa_token")})
 
 
 def post(url: str, payload: Any, timeout: float = 120) -> Any:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(with_token(url), data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"null")
 
 
 def get(url: str, timeout: float = 60) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urllib.request.urlopen(with_token(url), timeout=timeout) as response:
         return json.loads(response.read())
 
 

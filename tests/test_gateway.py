@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.casedb.engine import session_scope
-from bot.casedb.models import Account, ChatConversation, ChatMessage, Handoff
+from bot.casedb.models import Account, ChatConversation, ChatMessage, Handoff, ThrottleEvent
 from bot.gateway.accounts import create_account
 from bot.gateway.app import create_app
 from bot.gateway.config import load_config
@@ -39,6 +40,7 @@ async def gateway(live_bot, tmp_path):
     url = live_bot.case_db_url
     with session_scope(url) as session:  # each test starts with every earlier conversation ended
         session.query(ChatConversation).update({"status": "closed", "assigned_agent": None})
+        session.query(ThrottleEvent).delete()  # ... and no failed attempts counted from earlier tests
     _account(url, "maria", "Maria")
     _account(url, "omar", "Omar")
     _account(url, "tess", "Tess", "trainer")
@@ -63,6 +65,23 @@ async def gateway(live_bot, tmp_path):
         await member.close()
     await http.close()
     await server.close()
+    with session_scope(url) as session:  # limits reached here must not refuse the next test file's logins
+        session.query(ThrottleEvent).delete()
+
+
+@contextlib.asynccontextmanager
+async def another_gateway(gateway, **overrides):
+    """A second gateway on the same database and secrets (a restart, or other settings); yields (url, config)."""
+    config = load_config(rasa_url=gateway.config.rasa_url, database_url=gateway.db_url,
+                         customer_token_secret=TOKEN_SECRET, session_secret=gateway.config.session_secret, port=0,
+                         trainer_export_dir=str(gateway.export_dir), **overrides)
+    server = TestServer(create_app(config), host="127.0.0.1")
+    await server.start_server()
+    config.port = server.port
+    try:
+        yield str(server.make_url("")).rstrip("/"), config
+    finally:
+        await server.close()
 
 
 def token(customer_id: str, **claims) -> str:
@@ -432,7 +451,8 @@ async def test_repeated_wrong_passwords_are_slowed_down_with_a_clear_message(gat
     statuses = [await agent.login("maria", f"wrong password {n}") for n in range(6)]
     assert statuses[:5] == [401] * 5 and statuses[5] == 429
     async with agent.http.post(gateway.url + "/login", data={"username": "maria", "password": PASSWORD}) as response:
-        assert response.status == 429 and "Too many attempts" in await response.text()  # even the right one, for now
+        assert response.status == 429 and "Too many failed sign-ins" in await response.text()  # even the right one, for now
+        assert response.headers["Retry-After"]
     async with agent.http.post(gateway.url + "/login", data={"username": "x" * 100_000, "password": "y" * 100_000},
                                allow_redirects=False) as response:
         assert response.status == 401 and "Wrong username or password" in await response.text()

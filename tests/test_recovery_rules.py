@@ -35,6 +35,20 @@ def test_compensation_never_exceeds_the_configured_limits():
     assert used_up.granted is False
 
 
+def test_compensation_holds_the_customer_limit_over_all_cases():
+    per_customer = dict(LIMITS, max_per_customer=60, customer_window_days=90)
+    fresh = compensation_for("delivery", True, "angry", Decimal("249"), settings=per_customer)
+    assert fresh.amount == Decimal("40.00")
+    after_other_cases = compensation_for("delivery", True, "angry", Decimal("249"), settings=per_customer,
+                                         customer_already_granted=Decimal("45"))
+    assert after_other_cases.amount == Decimal("15.00")  # this case is untouched, the customer is not
+    assert compensation_for("delivery", True, "angry", Decimal("249"), settings=per_customer,
+                            customer_already_granted=Decimal("60")).granted is False
+    # Without a per-customer setting, a customer gets no more than one case's worth in the window.
+    assert compensation_for("delivery", True, "angry", Decimal("249"), settings=LIMITS,
+                            customer_already_granted=Decimal("50")).granted is False
+
+
 def test_customer_picks_options_by_button_ordinal_or_words():
     offered = ["reship_express", "wait_priority", "refund_full"]
     assert pick_option(offered, "", "refund_full").code == "refund_full"

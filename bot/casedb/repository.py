@@ -9,10 +9,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from sqlalchemy import func
-from sqlalchemy.orm import Session
+from sqlalchemy import func, update
+from sqlalchemy.orm import Session, object_session
 
 from bot.casedb.models import (
     Case,
@@ -25,8 +25,12 @@ from bot.casedb.models import (
     Resolution,
     RootCauseTag,
 )
+from bot.settings import section
 
 RECENT_CASE_DAYS = 60
+# A case has at most one resolution in one of these states; "cancelled" (the customer changed it)
+# and "failed" (the case was reopened because it did not work) are history.
+ACTIVE_RESOLUTION_STATUSES = ("in_progress", "done")
 
 
 @dataclass
@@ -62,6 +66,7 @@ class CaseSnapshot:
     contacts: List[ContactSnapshot] = field(default_factory=list)
     resolutions: List[dict] = field(default_factory=list)
     compensations: List[dict] = field(default_factory=list)
+    follow_ups: List[dict] = field(default_factory=list)  # promised check-ins (case_follow_ups)
 
 
 @dataclass
@@ -103,10 +108,11 @@ def _case_snapshot(case: Case) -> CaseSnapshot:
         id=case.id, issue_type=case.issue_type, status=case.status, summary=case.summary, order_id=case.order_id,
         opened_at=case.opened_at, resolved_at=case.resolved_at,
         contacts=[ContactSnapshot(c.channel, c.summary, c.started_at, c.handled_by, c.conversation_id) for c in case.contacts],
-        resolutions=[{"option_code": r.option_code, "description": r.description, "status": r.status,
+        resolutions=[{"id": r.id, "option_code": r.option_code, "description": r.description, "status": r.status,
                       "created_at": r.created_at} for r in case.resolutions],
         compensations=[{"kind": c.kind, "amount": c.amount, "reason": c.reason, "created_at": c.created_at}
                        for c in case.compensations],
+        follow_ups=case_follow_ups(object_session(case), case.id) if object_session(case) is not None else [],
     )
 
 
@@ -160,11 +166,18 @@ def open_case(session: Session, customer_id: str, issue_type: str, order_id: Opt
 
 
 def reopen_case(session: Session, case_id: str, reason: str) -> None:
-    case = session.get(Case, case_id)
-    if case is not None and case.status != "open":
+    """The problem is back: the case is open again and the fix it had is recorded as failed, so the
+    case may get a new resolution."""
+    case = _hold_case(session, case_id)
+    if case is None:
+        return
+    for resolution in _active_resolutions(session, case_id):
+        resolution.status = "failed"
+    if case.status != "open":
         case.status = "open"
         case.resolved_at = None
         case.summary = f"{case.summary} Reopened: {reason}"[:4000]
+    session.flush()
 
 
 def record_contact(session: Session, case_id: str, conversation_id: str, summary: str, issue_type: Optional[str],
@@ -199,23 +212,163 @@ def earlier_contacts(session: Session, case_id: str, conversation_id: str) -> in
     ) or 0
 
 
+@dataclass
+class ResolutionSnapshot:
+    id: int
+    case_id: str
+    option_code: str
+    description: str
+    status: str
+    chosen_by: str
+    created_at: datetime
+
+
+class ResolutionExists(Exception):
+    """The case already has a resolution in progress or done: a second one needs a person."""
+
+    def __init__(self, existing: ResolutionSnapshot) -> None:
+        super().__init__(f"case {existing.case_id} already has resolution {existing.option_code} ({existing.status})")
+        self.existing = existing
+
+
+class CompensationRefused(Exception):
+    """The amount is over what the case or the customer may still receive."""
+
+    def __init__(self, amount: Decimal, room: Decimal) -> None:
+        super().__init__(f"compensation of {amount} refused: only {room} left within the limits")
+        self.amount, self.room = amount, room
+
+
+def _resolution_snapshot(resolution: Resolution) -> ResolutionSnapshot:
+    return ResolutionSnapshot(resolution.id, resolution.case_id, resolution.option_code, resolution.description,
+                              resolution.status, resolution.chosen_by, resolution.created_at)
+
+
+def _hold(session: Session, model: type, key: str, column: str) -> Optional[object]:
+    """Lock one row until the transaction ends, so that check-then-write is atomic.
+
+    PostgreSQL: SELECT ... FOR NO KEY UPDATE (a second writer waits; inserts that merely reference
+    the row do not). SQLite ignores FOR UPDATE and its driver only begins a transaction at the first
+    write, so a no-op UPDATE first takes the database's write lock: a concurrent writer waits and
+    then reads what this transaction committed.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(model).where(model.id == key).values({column: getattr(model, column)})
+                        .execution_options(synchronize_session=False))
+    return (session.query(model).filter(model.id == key).with_for_update(key_share=True)
+            .populate_existing().one_or_none())
+
+
+def _hold_case(session: Session, case_id: str) -> Optional[Case]:
+    return _hold(session, Case, case_id, "status")  # type: ignore[return-value]
+
+
+def _active_resolutions(session: Session, case_id: str) -> List[Resolution]:
+    return (session.query(Resolution)
+            .filter(Resolution.case_id == case_id, Resolution.status.in_(ACTIVE_RESOLUTION_STATUSES))
+            .order_by(Resolution.created_at, Resolution.id).populate_existing().all())
+
+
+def active_resolution(session: Session, case_id: str) -> Optional[ResolutionSnapshot]:
+    """The case's resolution in progress or done, if any (a read: no lock)."""
+    found = _active_resolutions(session, case_id)
+    return _resolution_snapshot(found[-1]) if found else None
+
+
 def record_resolution(session: Session, case_id: str, option_code: str, description: str,
-                      chosen_by: str = "customer") -> None:
-    session.add(Resolution(case_id=case_id, option_code=option_code, description=description[:2000],
-                           chosen_by=chosen_by, status="in_progress"))
+                      chosen_by: str = "customer", replaces: Optional[str] = None,
+                      now: Optional[datetime] = None) -> ResolutionSnapshot:
+    """Record the case's one active resolution.
+
+    Raises ``ResolutionExists`` when the case already has one, unless the customer explicitly
+    changed their mind about it (``replaces`` names its option): it is then recorded as cancelled.
+    Safe against concurrent calls for the same case (the case row is locked first).
+    """
+    case = _hold_case(session, case_id)
+    if case is None:
+        raise ValueError(f"no case {case_id}")
+    for existing in _active_resolutions(session, case_id):
+        if replaces is not None and existing.option_code == replaces and existing.status == "in_progress":
+            existing.status = "cancelled"
+        else:
+            raise ResolutionExists(_resolution_snapshot(existing))
+    resolution = Resolution(case_id=case_id, option_code=option_code, description=description[:2000],
+                            chosen_by=chosen_by, status="in_progress", created_at=now or datetime.utcnow())
+    session.add(resolution)
     session.flush()
+    return _resolution_snapshot(resolution)
 
 
-def record_compensation(session: Session, case_id: str, kind: str, amount: Decimal, currency: str, reason: str,
-                        granted_by: str = "bot") -> None:
-    session.add(Compensation(case_id=case_id, kind=kind, amount=amount, currency=currency, reason=reason[:2000],
-                             granted_by=granted_by))
-    session.flush()
+def next_follow_up_due(session: Session, case_id: str) -> Optional[datetime]:
+    """When the case's next promised check-in is due (None: nothing pending)."""
+    return (session.query(func.min(FollowUp.due_at))
+            .filter(FollowUp.case_id == case_id, FollowUp.done.is_(False)).scalar())
 
 
 def compensation_total(session: Session, case_id: str) -> Decimal:
     total = session.query(func.coalesce(func.sum(Compensation.amount), 0)).filter(Compensation.case_id == case_id).scalar()
     return Decimal(str(total or 0))
+
+
+def customer_compensation_total(session: Session, customer_id: str, since: datetime) -> Decimal:
+    """What a customer received over all their cases since a moment (the per-customer limit's window)."""
+    total = (session.query(func.coalesce(func.sum(Compensation.amount), 0))
+             .join(Case, Case.id == Compensation.case_id)
+             .filter(Case.customer_id == customer_id, Compensation.created_at >= since).scalar())
+    return Decimal(str(total or 0))
+
+
+@dataclass
+class CompensationRoom:
+    case_granted: Decimal      # already granted on this case
+    customer_granted: Decimal  # already granted to the customer within the window
+    left: Decimal              # what may still be granted: the smaller of both limits' remainders
+
+
+def compensation_limits(settings: Optional[dict] = None) -> Tuple[Decimal, Decimal, int]:
+    """(max per case, max per customer, window in days) from the settings, with safe defaults:
+    without a per-customer limit a customer gets no more than one case's worth in the window."""
+    settings = settings if settings is not None else section("compensation")
+    per_case = Decimal(str(settings.get("max_per_case", 0) or 0))
+    per_customer = settings.get("max_per_customer")
+    per_customer = per_case if per_customer is None else Decimal(str(per_customer))
+    return per_case, per_customer, int(settings.get("customer_window_days", 90) or 0)
+
+
+def compensation_room(session: Session, case_id: str, settings: Optional[dict] = None,
+                      now: Optional[datetime] = None) -> CompensationRoom:
+    """Already granted and still allowed, per case and per customer. The case and its customer are
+    held until the transaction ends, so the answer stays true until the grant is recorded."""
+    per_case, per_customer, window_days = compensation_limits(settings)
+    case = _hold_case(session, case_id)
+    if case is not None:
+        _hold(session, Customer, case.customer_id, "name")
+    case_granted = compensation_total(session, case_id)
+    since = (now or datetime.utcnow()) - timedelta(days=window_days)
+    customer_granted = customer_compensation_total(session, case.customer_id, since) if case else Decimal("0")
+    left = max(Decimal("0"), min(per_case - case_granted, per_customer - customer_granted))
+    return CompensationRoom(case_granted, customer_granted, left)
+
+
+def record_compensation(session: Session, case_id: str, kind: str, amount: Decimal, currency: str, reason: str,
+                        granted_by: str = "bot", settings: Optional[dict] = None,
+                        now: Optional[datetime] = None) -> None:
+    """Record a grant within the limits per case and per customer (``compensation`` settings).
+
+    Raises ``CompensationRefused`` for an amount over what is left. The case and its customer are
+    locked first, so two grants at once (two conversations, two cases) cannot both pass the check.
+    """
+    amount = Decimal(str(amount))
+    if amount <= 0:
+        raise CompensationRefused(amount, Decimal("0"))
+    if session.get(Case, case_id) is None:
+        raise ValueError(f"no case {case_id}")
+    room = compensation_room(session, case_id, settings, now)  # holds the case and its customer
+    if amount > room.left:
+        raise CompensationRefused(amount, room.left)
+    session.add(Compensation(case_id=case_id, kind=kind, amount=amount, currency=currency, reason=reason[:2000],
+                             granted_by=granted_by, created_at=now or datetime.utcnow()))
+    session.flush()
 
 
 def tag_root_cause(session: Session, case_id: str, tag: str) -> None:
@@ -226,10 +379,14 @@ def tag_root_cause(session: Session, case_id: str, tag: str) -> None:
 
 
 def close_case(session: Session, case_id: str, now: Optional[datetime] = None) -> None:
-    case = session.get(Case, case_id)
+    """The customer confirmed the fix: the case is resolved and its resolution done."""
+    case = _hold_case(session, case_id)
     if case is not None:
+        for resolution in _active_resolutions(session, case_id):
+            resolution.status = "done"
         case.status = "resolved"
         case.resolved_at = now or datetime.utcnow()
+        session.flush()
 
 
 def record_handoff(session: Session, conversation_id: str, reason: str, summary: str,
@@ -254,15 +411,119 @@ def record_handoff(session: Session, conversation_id: str, reason: str, summary:
     return handoff.id
 
 
+# -- promised check-ins ---------------------------------------------------------------------
+# A follow-up row goes: scheduled (done false, sent_at null) -> claimed by a gateway's follow-up job
+# (attempts + 1, sent_at = the end of its lease) -> delivered into the conversation (done true,
+# sent_at = when) -> answered (outcome "fixed" | "not_fixed"). Outcome "agent": a person had the
+# conversation when it fell due, so it was shown to them instead of the bot talking over them.
+# While not done, sent_at is the earliest time anyone may (re)try it: a lease while one job is
+# delivering, a backoff after a failed attempt. ``attempts`` doubles as the claim's version number:
+# only the job holding attempt N may finish or release it, so a check-in is delivered once.
+FOLLOW_UP_OUTCOMES = ("fixed", "not_fixed", "agent")
+
+
+@dataclass
+class DueFollowUp:
+    id: int
+    case_id: str
+    conversation_id: Optional[str]
+    due_at: datetime
+    note: str
+    attempts: int
+
+
 def schedule_follow_up(session: Session, case_id: str, conversation_id: str, due_at: datetime, note: str) -> None:
     session.add(FollowUp(case_id=case_id, conversation_id=conversation_id, due_at=due_at, note=note[:2000]))
     session.flush()
 
 
+def due_follow_ups(session: Session, now: Optional[datetime] = None, limit: int = 20) -> List[DueFollowUp]:
+    """Check-ins that are due, not delivered, and not being delivered (or backing off) right now."""
+    now = now or datetime.utcnow()
+    rows = (session.query(FollowUp)
+            .filter(FollowUp.done.is_(False), FollowUp.due_at <= now,
+                    (FollowUp.sent_at.is_(None)) | (FollowUp.sent_at <= now))
+            .order_by(FollowUp.due_at, FollowUp.id).limit(limit).all())
+    return [DueFollowUp(r.id, r.case_id, r.conversation_id, r.due_at, r.note, r.attempts or 0) for r in rows]
+
+
+def claim_follow_up(session: Session, follow_up_id: int, attempts_seen: int, lease_until: datetime) -> bool:
+    """Take a due check-in for one delivery attempt; exactly one of several concurrent jobs gets True."""
+    claimed = (session.query(FollowUp)
+               .filter(FollowUp.id == follow_up_id, FollowUp.done.is_(False), FollowUp.attempts == attempts_seen)
+               .update({FollowUp.attempts: attempts_seen + 1, FollowUp.sent_at: lease_until},
+                       synchronize_session=False))
+    return claimed == 1
+
+
+def mark_follow_up_delivered(session: Session, follow_up_id: int, attempt: int, now: Optional[datetime] = None,
+                             outcome: Optional[str] = None) -> bool:
+    """Delivered by the job holding ``attempt`` (its claim's number); False: the claim was lost, roll back."""
+    done = (session.query(FollowUp)
+            .filter(FollowUp.id == follow_up_id, FollowUp.done.is_(False), FollowUp.attempts == attempt)
+            .update({FollowUp.done: True, FollowUp.sent_at: now or datetime.utcnow(), FollowUp.outcome: outcome},
+                    synchronize_session=False))
+    return done == 1
+
+
+def retry_follow_up_later(session: Session, follow_up_id: int, attempt: int, retry_at: datetime) -> None:
+    """A failed attempt (Rasa down...): nobody tries again before ``retry_at``; nothing is lost."""
+    (session.query(FollowUp)
+     .filter(FollowUp.id == follow_up_id, FollowUp.done.is_(False), FollowUp.attempts == attempt)
+     .update({FollowUp.sent_at: retry_at}, synchronize_session=False))
+
+
 def complete_follow_ups(session: Session, case_id: str, now: Optional[datetime] = None) -> int:
+    """A check-in just ran outside the job (an agent sent it): the case's due check-ins nobody is
+    delivering right now are done, so the job does not ask again. One being delivered is left to its job."""
     now = now or datetime.utcnow()
     due = session.query(FollowUp).filter(FollowUp.case_id == case_id, FollowUp.done.is_(False),
-                                         FollowUp.due_at <= now + timedelta(minutes=1)).all()
+                                         FollowUp.due_at <= now + timedelta(minutes=1),
+                                         (FollowUp.sent_at.is_(None)) | (FollowUp.sent_at <= now)).all()
     for follow_up in due:
         follow_up.done = True
+        follow_up.sent_at = now
     return len(due)
+
+
+def record_follow_up_outcome(session: Session, case_id: str, outcome: str) -> bool:
+    """The customer's answer to the latest delivered, unanswered check-in of the case."""
+    if outcome not in FOLLOW_UP_OUTCOMES:
+        raise ValueError(f"unknown follow-up outcome {outcome!r}")
+    latest = (session.query(FollowUp)
+              .filter(FollowUp.case_id == case_id, FollowUp.done.is_(True), FollowUp.outcome.is_(None))
+              .order_by(FollowUp.sent_at.desc(), FollowUp.id.desc()).first())
+    if latest is None:
+        return False
+    latest.outcome = outcome
+    session.flush()
+    return True
+
+
+def case_follow_ups(session: Session, case_id: str) -> List[dict]:
+    """The case's promised check-ins, oldest first (the console shows them with their state)."""
+    rows = session.query(FollowUp).filter(FollowUp.case_id == case_id).order_by(FollowUp.due_at, FollowUp.id).all()
+    return [{"id": r.id, "due_at": r.due_at, "note": r.note, "done": bool(r.done), "sent_at": r.sent_at,
+             "outcome": r.outcome, "attempts": r.attempts or 0, "conversation_id": r.conversation_id} for r in rows]
+
+
+# -- throttles: attempts counted across conversations and processes -------------------------
+def count_throttle_events(session: Session, kind: str, key: str, since: datetime) -> int:
+    from bot.casedb.models import ThrottleEvent
+
+    return (session.query(func.count(ThrottleEvent.id))
+            .filter(ThrottleEvent.kind == kind, ThrottleEvent.key == key, ThrottleEvent.at >= since).scalar() or 0)
+
+
+def record_throttle_event(session: Session, kind: str, key: str, now: Optional[datetime] = None) -> None:
+    from bot.casedb.models import ThrottleEvent
+
+    session.add(ThrottleEvent(kind=kind, key=key[:128], at=now or datetime.utcnow()))
+    session.flush()
+
+
+def prune_throttle_events(session: Session, older_than: datetime) -> int:
+    """Forget attempts older than every window (they no longer count for anything)."""
+    from bot.casedb.models import ThrottleEvent
+
+    return session.query(ThrottleEvent).filter(ThrottleEvent.at < older_than).delete(synchronize_session=False)

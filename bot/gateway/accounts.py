@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from bot.casedb.models import Account
+from bot.casedb.models import Account, StaffSession
+from bot.gateway.throttle import normalize as normalize_username  # " Maria", "ＭＡＲＩＡ": one account
 
 ROLES = ("agent", "trainer", "admin")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
@@ -39,7 +41,7 @@ class Staff:
 
 def create_account(session: Session, username: str, password: str, role: str = "agent",
                    display_name: Optional[str] = None) -> Staff:
-    username = (username or "").strip().lower()
+    username = normalize_username(username)
     if not USERNAME.match(username):
         raise AccountError("username: 2-40 characters, lowercase letters, digits, '.', '_' or '-'")
     if role not in ROLES:
@@ -55,18 +57,21 @@ def create_account(session: Session, username: str, password: str, role: str = "
 
 
 def set_password(session: Session, username: str, password: str) -> None:
-    account = session.query(Account).filter(Account.username == username.strip().lower()).first()
+    account = session.query(Account).filter(Account.username == normalize_username(username)).first()
     if account is None:
         raise AccountError(f"no account {username!r}")
     if len(password or "") < MIN_PASSWORD:
         raise AccountError(f"password must have at least {MIN_PASSWORD} characters")
     account.password_hash = _hasher.hash(password)
+    # A new password ends every open session of the account (someone else may have had the old one).
+    (session.query(StaffSession).filter(StaffSession.username == account.username, StaffSession.revoked_at.is_(None))
+     .update({"revoked_at": datetime.utcnow()}, synchronize_session=False))
     session.flush()
 
 
 def authenticate(session: Session, username: str, password: str) -> Optional[Staff]:
     """The staff member, or None for a wrong name or password (indistinguishable to the caller)."""
-    account = session.query(Account).filter(Account.username == (username or "").strip().lower()[:80]).first()
+    account = session.query(Account).filter(Account.username == normalize_username(username)[:80]).first()
     try:
         _hasher.verify(account.password_hash if account else _DUMMY_HASH, (password or "")[:1024])
     except (VerificationError, InvalidHashError):

@@ -5,8 +5,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -14,20 +16,23 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import get_session, new_session, setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from bot.gateway import accounts, transcript
+from bot.gateway import accounts, staff_sessions, throttle, transcript
 from bot.gateway.config import GatewayConfig
 from bot.gateway.hub import ConsoleClient, Hub
 from bot.gateway.identity import (
     TokenError,
+    guest_may_resume,
     new_conversation_id,
     read_resume_token,
     sign_customer_token,
     sign_resume_token,
+    sign_verified_guest_token,
     verify_customer_token,
 )
 from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_message
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.api_errors import api_errors, json_object
+from bot.gateway.faults import NOT_STORED, NotStored
 from bot.gateway.routing import Database, Router, RoutingError, customer_view
 from bot.gateway import trainer_api
 from bot.settings import PROJECT_ROOT
@@ -38,6 +43,7 @@ STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 WIDGET_MAX_FRAME = 64 * 1024
 HELLO_TIMEOUT = 15.0
+WIDGET_INBOX = 32  # widget frames waiting to be handled per socket (reading pauses beyond it)
 DEMO_CUSTOMERS = [
     {"id": "cust-1001", "name": "Dana Whitfield", "note": "headphones late, promised yesterday"},
     {"id": "cust-1002", "name": "Sam Ortiz", "note": "charged twice"},
@@ -52,7 +58,8 @@ HUB = web.AppKey("hub", Hub)
 RASA = web.AppKey("rasa", RasaClient)
 DB = web.AppKey("db", Database)
 LIMITER = web.AppKey("limiter", RateLimiter)
-LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+LOGIN_LIMITS = web.AppKey("login_limits", throttle.LoginLimits)
+STAFF_SOCKETS = web.AppKey("staff_sockets", dict)  # staff session id -> its open console sockets
 
 
 def _cookie_key(secret: str) -> bytes:
@@ -97,14 +104,26 @@ def _origin_allowed(request: web.Request, required: bool) -> bool:
     return origin.rstrip("/") in config.origins() or origin.rstrip("/") == own
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address; X-Forwarded-For only from a trusted proxy (gateway.abuse.trusted_proxies)."""
+    return throttle.client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                   request.app[CONFIG].trusted_proxies)
+
+
+def client_key(request: web.Request) -> str:
+    """A keyed hash of the client's address: what limits and conversations store instead of the address."""
+    return throttle.client_key(request.app[CONFIG].session_secret, client_address(request))
+
+
 async def current_staff(request: web.Request) -> Optional[accounts.Staff]:
+    """The staff member of the request's session; the server-side row is checked on every request."""
     session = await get_session(request)
-    username = session.get("username")
-    if not username:
+    session_id = session.get("sid")
+    if not session_id:
         return None
-    staff = await request.app[DB].run(accounts.find_staff, username)
+    staff = await request.app[DB].run(staff_sessions.staff_for, session_id)
     if staff is None:
-        session.invalidate()
+        session.invalidate()  # expired, revoked (logout elsewhere, new password) or a disabled account
     return staff
 
 
@@ -116,7 +135,7 @@ def staff_only(role: str = "agent") -> Callable:
             if staff is None:
                 if request.path.startswith("/api/"):
                     return _error(401, "Please log in.")
-                raise web.HTTPFound(f"/login?next={request.path}")
+                raise web.HTTPFound("/login?next=" + quote(request.path, safe="/"))
             if not staff.can(role):
                 return _error(403, f"This needs the {role} role.")
             if request.method == "POST" and not _origin_allowed(request, required=False):
@@ -149,9 +168,18 @@ async def login_page(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("login.html", request, {"error": None, "next": _safe_next(request.query.get("next"))})
 
 
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+
+
 def _safe_next(value: Optional[str]) -> str:
-    """Only local paths: a login link must not bounce to another site."""
-    return value if value and value.startswith("/") and not value.startswith("//") and "\\" not in value else "/console"
+    """Only local paths: a login link must not bounce to another site.
+
+    A strict character set, because browsers drop tabs and newlines from URLs ("/<tab>/evil" becomes
+    "//evil") and treat backslashes as slashes; anything else falls back to the console.
+    """
+    if not value or len(value) > 2000 or not LOCAL_PATH.fullmatch(value):
+        return "/console"
+    return value
 
 
 async def login(request: web.Request) -> web.Response:
@@ -161,21 +189,35 @@ async def login(request: web.Request) -> web.Response:
     username = str(form.get("username") or "")[:80]
     password = str(form.get("password") or "")[:1024]
     target = _safe_next(str(form.get("next") or ""))
-    key = f"{request.remote}:{username.lower()}"
-    if not request.app[LOGIN_LIMITER].allow(key):
-        return aiohttp_jinja2.render_template("login.html", request, {
-            "error": "Too many attempts. Wait a minute and try again.", "next": target}, status=429)
-    staff = await request.app[DB].run(accounts.authenticate, username, password)
+    config = request.app[CONFIG]
+    # Counted under the normalized name (" Maria", "MARIA" are one account) and the client's address.
+    user_key = throttle.keyed_hash(config.session_secret, "login", accounts.normalize_username(username))
+    address_key = client_key(request)
+    db = request.app[DB]
+    refusal = await db.run(throttle.login_refusal, user_key, address_key, request.app[LOGIN_LIMITS])
+    if refusal:
+        response = aiohttp_jinja2.render_template("login.html", request, {"error": refusal, "next": target}, status=429)
+        response.headers["Retry-After"] = "60"
+        return response
+    staff = await db.run(accounts.authenticate, username, password)
     if staff is None:
+        await db.run(throttle.login_failed, user_key, address_key)
         return aiohttp_jinja2.render_template("login.html", request, {
             "error": "Wrong username or password.", "next": target}, status=401)
+    session_id = await db.run(staff_sessions.open_session, staff.username, config.session_hours, address_key)
     session = await new_session(request)  # a fresh session id on login (no fixation)
-    session["username"] = staff.username
+    session["sid"] = session_id
     raise web.HTTPFound("/trainer" if target == "/console" and staff.role == "trainer" else target)
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Ends the session on the server: a copy of the cookie is worthless from now on."""
     session = await get_session(request)
+    session_id = session.get("sid")
+    if session_id:
+        await request.app[DB].run(staff_sessions.revoke, session_id)
+        for socket in list(request.app[STAFF_SOCKETS].pop(session_id, ())):
+            await socket.close(code=4401, message=b"logged out")
     session.invalidate()
     raise web.HTTPFound("/login")
 
@@ -197,7 +239,9 @@ async def api_me(request: web.Request, staff: accounts.Staff) -> web.Response:
 
 @staff_only("agent")
 async def api_queue(request: web.Request, staff: accounts.Staff) -> web.Response:
-    queue = await request.app[DB].run(transcript.queue, staff.username, request.app[CONFIG].live_minutes)
+    config = request.app[CONFIG]
+    queue = await request.app[DB].run(transcript.queue, staff.username, config.live_minutes,
+                                      fold_after=config.live_fold_after)
     return web.json_response(queue)
 
 
@@ -266,22 +310,52 @@ async def widget_socket(request: web.Request) -> web.StreamResponse:
         await socket.close(code=4400, message=b"hello expected")
         return socket
     try:
-        welcome = await _start_widget_conversation(app, hello)
+        welcome = await _start_widget_conversation(app, hello, client_key(request))
     except TokenError as error:
         await _widget_error(socket, error.code, error.message)
         await socket.close(code=4401, message=error.code.encode())
         return socket
+    except ConversationRefused as error:
+        await _widget_error(socket, "too_many_conversations", str(error))
+        await socket.close(code=4429, message=b"too many new conversations")
+        return socket
     conversation_id = welcome["conversation_id"]
     app[HUB].add_widget(conversation_id, socket)
     try:
-        await _send_json(socket, welcome)
-        async for frame in socket:
-            if frame.type == WSMsgType.ERROR:
-                break
-            await _widget_frame(app, socket, conversation_id, frame)
+        await _send_json(socket, dict(welcome, heartbeat=app[ROUTER].faults.for_widget()))
+        await _read_widget_frames(app, socket, conversation_id)
     finally:
         app[HUB].remove_widget(conversation_id, socket)
     return socket
+
+
+async def _read_widget_frames(app: web.Application, socket: web.WebSocketResponse, conversation_id: str) -> None:
+    """Pings are answered at once; messages are handled in order by a worker, so a slow database never
+    delays a pong (the widget would show a lost connection)."""
+    inbox: asyncio.Queue = asyncio.Queue(maxsize=WIDGET_INBOX)
+
+    async def work() -> None:
+        while True:
+            frame = await inbox.get()
+            if frame is None:
+                return
+            try:
+                await _widget_frame(app, socket, conversation_id, frame)
+            except Exception:  # one bad frame must not end the customer's socket
+                logger.exception("a widget frame of %s failed", conversation_id)
+
+    worker = asyncio.ensure_future(work())
+    try:
+        async for frame in socket:
+            if frame.type == WSMsgType.ERROR:
+                break
+            if frame.type == WSMsgType.TEXT and len(frame.data) < 64 and _parse_frame(frame) == {"type": "ping"}:
+                await _send_json(socket, {"type": "pong"})
+                continue
+            await inbox.put(frame)
+    finally:
+        await inbox.put(None)  # what the customer already sent is still stored (the widget resends if unacked)
+        await worker
 
 
 def _parse_frame(frame: Any) -> Optional[Dict[str, Any]]:
@@ -294,8 +368,17 @@ def _parse_frame(frame: Any) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]) -> Dict[str, Any]:
-    """Verify the host's token, then resume this browser's conversation or start one."""
+class ConversationRefused(Exception):
+    """Too many new conversations from one client address (the message says what to do)."""
+
+
+async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any],
+                                     address_key: Optional[str] = None) -> Dict[str, Any]:
+    """Verify the host's token, then resume this browser's conversation or start one.
+
+    A guest who verified in the chat resumes with the token the gateway sent them then
+    (bound to that customer, short-lived); new conversations are limited per client address.
+    """
     config = app[CONFIG]
     db = app[DB]
     customer_id: Optional[str] = None
@@ -308,7 +391,9 @@ async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]
 
     def open_or_resume(session: Any) -> Dict[str, Any]:
         conversation = transcript.get_conversation(session, resume["cid"]) if resume else None
-        if conversation is not None and conversation.customer_id not in (None, customer_id):
+        verified_guest = conversation is not None and customer_id is None and \
+            guest_may_resume(resume, conversation.customer_id)
+        if conversation is not None and conversation.customer_id not in (None, customer_id) and not verified_guest:
             conversation = None  # another customer's chat on a shared browser stays private
         if conversation is not None and conversation.customer_id is None and customer_id:
             transcript.update(session, conversation.id, customer_id=customer_id)  # the visitor signed in
@@ -317,13 +402,19 @@ async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]
         if conversation is None and customer_id:
             conversation = transcript.latest_open_conversation(session, customer_id, config.conversation_idle_hours)
         if conversation is None:
-            conversation = transcript.open_conversation(session, new_conversation_id(), customer_id)
+            if address_key and not throttle.may_open_conversation(session, address_key,
+                                                                  config.new_conversations_per_hour):
+                raise ConversationRefused(throttle.TOO_MANY_CONVERSATIONS)
+            conversation = transcript.open_conversation(session, new_conversation_id(), customer_id, address_key)
+            verified_guest = False
         history = [customer_view(transcript.message_dict(m, app[ROUTER].agent_names))
                    for m in transcript.messages(session, conversation.id, config.history_messages)]
         agent = conversation.assigned_agent if conversation.status == "agent" else None
+        # A verified guest keeps the token they have: its lifetime counts from the verification.
+        resume_token = hello["resume"] if verified_guest and conversation.id == resume["cid"] else \
+            sign_resume_token(conversation.id, conversation.customer_id, config.session_secret, config.resume_days)
         return {"type": "welcome", "conversation_id": conversation.id,
-                "resume": sign_resume_token(conversation.id, conversation.customer_id, config.session_secret,
-                                            config.resume_days),
+                "resume": resume_token,
                 "customer": {"name": transcript.customer_name(session, conversation.customer_id)}
                 if conversation.customer_id else None,
                 "status": conversation.status,
@@ -338,6 +429,9 @@ async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]
 
 async def _widget_frame(app: web.Application, socket: web.WebSocketResponse, conversation_id: str, frame: Any) -> None:
     data = _parse_frame(frame)
+    if data is not None and data.get("type") == "ping":  # the widget's heartbeat (see _read_widget_frames)
+        await _send_json(socket, {"type": "pong"})
+        return
     if data is None or data.get("type") != "message":
         await _widget_error(socket, "bad_request", "The chat could not read that message. Please try again.")
         return
@@ -351,12 +445,19 @@ async def _widget_frame(app: web.Application, socket: web.WebSocketResponse, con
     if len(text) > config.max_message_chars:
         await _widget_error(socket, "too_long", too_long_message(config.max_message_chars), client_id)
         return
-    if not app[LIMITER].allow("widget:" + conversation_id):
+    router = app[ROUTER]
+    if not router.retrying(conversation_id, client_id) and not app[LIMITER].allow("widget:" + conversation_id):
         await _widget_error(socket, "rate_limited", RATE_LIMITED, client_id)
         return
     payload = data.get("payload")
     payload = payload[:500] if isinstance(payload, str) and payload.startswith("/") else None
-    message = await app[ROUTER].accept(conversation_id, text, client_id, payload)
+    try:
+        message = await router.accept(conversation_id, text, client_id, payload)
+    except NotStored as failure:
+        # The widget keeps the message and resends it; nothing is lost.
+        await _send_json(socket, {"type": "error", "code": "not_stored", "message": NOT_STORED,
+                                  "client_id": client_id, "retry_ms": int(failure.retry_seconds * 1000)})
+        return
     await _send_json(socket, {"type": "ack", "client_id": client_id, "id": message["id"]})
     # Other tabs of the same customer see their own message too.
     for other in list(app[HUB].widgets.get(conversation_id, ())):
@@ -376,16 +477,31 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     app[ROUTER].agent_names[staff.username] = staff.name
     client = ConsoleClient(socket, staff.username)
     app[HUB].add_console(client)
+    session_id = (await get_session(request)).get("sid")
+    app[STAFF_SOCKETS].setdefault(session_id, set()).add(socket)  # closed when this session logs out
     try:
         await _send_json(socket, {"type": "queue", "queue": await app[DB].run(
-            transcript.queue, staff.username, app[CONFIG].live_minutes)})
+            transcript.queue, staff.username, app[CONFIG].live_minutes, fold_after=app[CONFIG].live_fold_after)})
         async for frame in socket:
             data = _parse_frame(frame)
             if data and data.get("type") == "watch" and isinstance(data.get("conversation_id"), str):
                 client.watching = {data["conversation_id"][:64]}
     finally:
         app[HUB].remove_console(client)
+        sockets = app[STAFF_SOCKETS].get(session_id)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                app[STAFF_SOCKETS].pop(session_id, None)
     return socket
+
+
+async def _guest_verified(app: web.Application, conversation_id: str, customer_id: str) -> None:
+    """The bot verified a guest (email and order number): their widget gets a resume token bound to
+    that customer, so a reload within ``verified_guest_hours`` keeps the conversation."""
+    config = app[CONFIG]
+    token = sign_verified_guest_token(conversation_id, customer_id, config.session_secret, config.verified_guest_hours)
+    await app[HUB].to_widgets(conversation_id, {"type": "resume", "resume": token})
 
 
 def _project_path(value: str) -> Path:
@@ -402,7 +518,10 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
     app[RASA] = rasa or RasaClient(config.rasa_url, config.rasa_timeout)
     app[ROUTER] = Router(app[DB], app[RASA], app[HUB], config.live_minutes, config.history_messages)
     app[LIMITER] = RateLimiter(config.rate_burst, config.rate_per_minute)
-    app[LOGIN_LIMITER] = RateLimiter(5, 5)
+    app[LOGIN_LIMITS] = throttle.LoginLimits(config.login_window_minutes, config.login_per_username,
+                                              config.login_per_address, config.login_global_per_minute)
+    app[STAFF_SOCKETS] = {}
+    app[ROUTER].guest_verified = lambda conversation_id, customer_id: _guest_verified(app, conversation_id, customer_id)
     app[trainer_api.TRAINER] = trainer_api.Trainer(
         app[RASA], app[DB], [_project_path(d) for d in config.story_dirs], _project_path(config.trainer_export_dir))
     setup_sessions(app, EncryptedCookieStorage(
@@ -415,8 +534,14 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
         resumed = await app[ROUTER].resume_undelivered()
         if resumed:
             logger.info("resumed %d customer messages left unprocessed by the last run", resumed)
+        from bot.gateway.follow_ups import FOLLOW_UP_JOB, FollowUpJob  # promised check-ins, sent when due
+        app[FOLLOW_UP_JOB] = FollowUpJob(app[DB], app[RASA], app[ROUTER], rasa_timeout=app[CONFIG].rasa_timeout)
+        app[FOLLOW_UP_JOB].start()
 
     async def on_cleanup(app: web.Application) -> None:
+        from bot.gateway.follow_ups import FOLLOW_UP_JOB
+        if FOLLOW_UP_JOB in app:
+            await app[FOLLOW_UP_JOB].stop()
         await app[ROUTER].drain()
         await app[RASA].close()
 

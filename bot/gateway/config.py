@@ -1,12 +1,13 @@
 """Gateway settings (the ``gateway`` section of the settings file, environment overrides) and secrets."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from bot.settings import PROJECT_ROOT, section
 
@@ -14,25 +15,51 @@ SECRETS_FILE = PROJECT_ROOT / "var" / "secrets.json"
 
 
 def secret(name: str, path: Path = SECRETS_FILE) -> str:
-    """A secret from the environment, else from var/secrets.json, generated there on first use."""
+    """A secret from the environment (``MEND_<NAME>``), else from var/secrets.json, generated there on first use.
+
+    The file and its folder are the owner's only (0600/0700); a lock keeps two processes starting at
+    once from generating two different values.
+    """
     env = os.environ.get(f"MEND_{name.upper()}")
     if env:
         return env
-    stored = {}
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8")) or {}
-        except (OSError, ValueError) as error:
-            raise RuntimeError(f"{path} is not valid JSON ({error}); fix or delete it") from error
-    if not stored.get(name):
-        stored[name] = secrets.token_urlsafe(48)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(stored, handle, indent=1)
-        os.replace(tmp, path)
+    stored = _read_secrets(path)
+    if stored.get(name):
+        return str(stored[name])
+    _owner_only_dir(path.parent)
+    lock_fd = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        stored = _read_secrets(path)  # another process may have written it meanwhile
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(48)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(stored, handle, indent=1)
+            os.replace(tmp, path)
+    finally:
+        os.close(lock_fd)  # releases the lock
     return str(stored[name])
+
+
+def _read_secrets(path: Path) -> Dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"{path} is not valid JSON ({error}); fix or delete it") from error
+    if not isinstance(stored, dict):
+        raise RuntimeError(f"{path} must hold a JSON object; fix or delete it")
+    return stored
+
+
+def _owner_only_dir(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
 
 
 @dataclass
@@ -45,6 +72,7 @@ class GatewayConfig:
     allowed_origins: List[str] = field(default_factory=list)
     customer_token_secret: str = ""
     session_secret: str = ""
+    rasa_token: str = ""  # Rasa's HTTP API auth token (MEND_RASA_TOKEN, else var/secrets.json)
     customer_token_max_minutes: int = 60
     resume_days: int = 30
     conversation_idle_hours: float = 24.0
@@ -58,6 +86,15 @@ class GatewayConfig:
     database_url: Optional[str] = None  # None: the case database from the settings
     story_dirs: List[str] = field(default_factory=lambda: ["tests"])  # test stories the trainer page lists
     trainer_export_dir: str = "tests/trainer"  # where the trainer page saves exported test stories
+    # Abuse limits (``gateway.abuse`` in the settings file).
+    trusted_proxies: List[str] = field(default_factory=list)  # only these may set X-Forwarded-For
+    login_window_minutes: float = 5.0
+    login_per_username: int = 5
+    login_per_address: int = 20
+    login_global_per_minute: int = 60
+    new_conversations_per_hour: int = 30
+    verified_guest_hours: float = 4.0
+    live_fold_after: int = 3
 
     @property
     def base_url(self) -> str:
@@ -96,10 +133,22 @@ def load_config(**overrides: object) -> GatewayConfig:
         story_dirs=[str(d) for d in raw.get("story_dirs") or ["tests"]],
         trainer_export_dir=os.environ.get("MEND_TRAINER_EXPORT_DIR") or str(raw.get("trainer_export_dir") or "tests/trainer"),
     )
+    abuse = raw.get("abuse") or {}
+    login = abuse.get("login") or {}
+    config.trusted_proxies = [str(p).strip() for p in abuse.get("trusted_proxies") or [] if str(p).strip()]
+    config.login_window_minutes = float(login.get("window_minutes", 5))
+    config.login_per_username = int(login.get("per_username", 5))
+    config.login_per_address = int(login.get("per_address", 20))
+    config.login_global_per_minute = int(login.get("global_per_minute", 60))
+    config.new_conversations_per_hour = int(abuse.get("new_conversations_per_hour", 30))
+    config.verified_guest_hours = float(abuse.get("verified_guest_hours", 4))
+    config.live_fold_after = int(abuse.get("live_fold_after", 3))
     for key, value in overrides.items():
         setattr(config, key, value)
     if not config.customer_token_secret:
         config.customer_token_secret = secret("customer_token_secret")
     if not config.session_secret:
         config.session_secret = secret("session_secret")
+    if not config.rasa_token:
+        config.rasa_token = secret("rasa_token")
     return config

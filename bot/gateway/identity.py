@@ -58,6 +58,22 @@ def sign_resume_token(conversation_id: str, customer_id: Optional[str], secret: 
                        "exp": now + timedelta(days=days)}, secret, algorithm=ALGORITHM)
 
 
+def sign_verified_guest_token(conversation_id: str, customer_id: str, secret: str, hours: float) -> str:
+    """A resume token for a guest who proved who they are in the chat (email and order number).
+
+    It names the verified customer and lives only ``hours``: within it, this browser keeps the
+    conversation across reloads; after it, or for any other customer, the conversation stays private.
+    """
+    now = datetime.now(timezone.utc)
+    return jwt.encode({"cid": conversation_id, "cus": customer_id, "typ": "resume", "via": "chat", "iat": now,
+                       "exp": now + timedelta(hours=hours)}, secret, algorithm=ALGORITHM)
+
+
+def guest_may_resume(claims: Optional[dict], owner: Optional[str]) -> bool:
+    """True when an (unexpired, checked) resume token was issued to a guest verified in the chat as ``owner``."""
+    return bool(claims and owner and claims.get("via") == "chat" and claims.get("cus") == owner)
+
+
 def read_resume_token(token: Optional[str], secret: str) -> Optional[dict]:
     """The conversation a resume token points to; None when it is missing, stale or forged."""
     if not token or not isinstance(token, str) or len(token) > 4096:

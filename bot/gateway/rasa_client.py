@@ -2,6 +2,8 @@
 
 Idempotent reads are retried with backoff (aiohttp-retry); a customer message is never
 sent twice. Every failure becomes ``RasaUnavailable`` so callers have one thing to handle.
+Every request carries Rasa's auth token (``?token=``, Rasa's ``--auth-token``); it is kept out
+of error messages.
 """
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ class RasaUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout: float = 20.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 20.0, token: Optional[str] = None) -> None:
+        from bot.gateway.config import secret
+
         self.base_url = base_url.rstrip("/")
+        self.token = token or secret("rasa_token")  # MEND_RASA_TOKEN, else var/secrets.json
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: Optional[aiohttp.ClientSession] = None
         self._retrying: Optional[RetryClient] = None
@@ -41,6 +46,7 @@ class RasaClient:
     async def _request(self, method: str, url: str, **kwargs: Any) -> Any:
         assert self._session is not None and self._retrying is not None, "RasaClient.start() was not awaited"
         client = self._retrying if method == "GET" else self._session
+        kwargs["params"] = dict(kwargs.get("params") or {}, token=self.token)
         try:
             async with client.request(method, url, **kwargs) as response:
                 if response.status >= 400:
@@ -48,7 +54,7 @@ class RasaClient:
                     raise RasaUnavailable(f"Rasa answered {response.status} to {method} {url}: {body}")
                 return await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-            raise RasaUnavailable(f"{method} {url} failed: {error!r}") from error
+            raise RasaUnavailable(f"{method} {url} failed: {error!r}".replace(self.token, "***")) from error
 
     async def send(self, conversation_id: str, text: str, metadata: Dict[str, Any]) -> List[Dict[str, Any]]:
         """A customer message through the REST channel; the bot's replies."""
@@ -97,3 +103,10 @@ class RasaClient:
             self._domain = await self._request("GET", f"{self.base_url}/domain",
                                                headers={"Accept": "application/json"})
         return self._domain
+
+    async def trigger_intent(self, conversation_id: str, intent: str) -> Dict[str, Any]:
+        """Inject an external event (the follow-up job's ``EXTERNAL_follow_up``): ``{"tracker": {...},
+        "messages": [the bot's replies]}`` (Rasa collects them when no output channel is named)."""
+        result = await self._request("POST", self._conversation(conversation_id, "trigger_intent"),
+                                     params={"include_events": "NONE"}, json={"name": intent})
+        return result if isinstance(result, dict) else {}

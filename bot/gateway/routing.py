@@ -12,12 +12,26 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Callable, DefaultDict, Dict, List, Optional, TypeVar
+from typing import Any, Callable, DefaultDict, Dict, List, Optional, Set, Tuple, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.casedb import repository as repo
 from bot.casedb.engine import session_scope
 from bot.gateway import transcript
 from bot.gateway.api_errors import ApiError
+from bot.gateway.faults import (
+    BOT_SLOW,
+    BOT_UNAVAILABLE,
+    HANDOFF_SUMMARIES,
+    STORED_AFTER_OUTAGE,
+    FaultSettings,
+    NotStored,
+    replies_after,
+    silent_turn_reason,
+    spoken,
+    user_event_index,
+)
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
 from bot.gateway.suggestions import reply_point, said_since_customer, suggestions as render_suggestions
@@ -28,8 +42,7 @@ from bot.recovery.turns import ACTION_TURNS
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BOT_UNAVAILABLE = ("I'm sorry, I can't answer right now. A person from our team will reply here shortly; "
-                   "your message is saved.")
+MAX_RETRYING_IDS = 50  # client ids per conversation allowed to resend past the rate limit after a failed store
 
 
 class RoutingError(ApiError):
@@ -52,51 +65,130 @@ class Database:
 
 class Router:
     def __init__(self, db: Database, rasa: RasaClient, hub: Hub, live_minutes: int = 30,
-                 history_messages: int = 500) -> None:
+                 history_messages: int = 500, faults: Optional[FaultSettings] = None) -> None:
         self.db = db
         self.rasa = rasa
         self.hub = hub
         self.live_minutes = live_minutes
         self.history_messages = history_messages
+        self.faults = faults or FaultSettings.from_settings()
         self._locks: DefaultDict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._suggested: Dict[str, List[Dict[str, Any]]] = {}
         self._tasks: set = set()
         self._inflight: set = set()  # customer message ids being processed (a resend must not run them twice)
         self.agent_names: Dict[str, str] = {}
+        # While the database is unreachable: what could not be stored yet, retried by ``_recover``.
+        self._not_stored: Dict[str, Set[str]] = {}  # conversation -> client ids the customer must resend
+        self._outbox: List[Tuple[str, str, str, Optional[List[Dict[str, str]]], Optional[str]]] = []
+        self._deferred: Dict[str, Tuple[str, str]] = {}  # conversation -> (reason, summary) of a handoff
+        self._recovery: Optional[asyncio.Task] = None
+        self._accepting: DefaultDict[str, int] = defaultdict(int)  # messages being stored, per conversation
+        self._waiting_for_rasa = 0  # stored messages the last catch-up could not bring to Rasa
 
     # -- customer side --------------------------------------------------------------------
     async def accept(self, conversation_id: str, text: str, client_id: Optional[str], payload: Optional[str]) -> Dict[str, Any]:
-        """Store the customer's message (idempotent per client id) and queue its processing."""
-        message, created = await self.db.run(transcript.add_message, conversation_id, "customer", text,
-                                             client_id=client_id, payload=payload)
-        view = transcript.message_dict(message)
-        if (created or not message.delivered_to_bot) and message.id not in self._inflight:
-            self._inflight.add(message.id)
-            if created:
-                await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id, "message": view},
-                                           conversation_id=conversation_id)
-            self._spawn(self._process(conversation_id, message.id, text, payload))
-        return view
+        """Store the customer's message (idempotent per client id) and queue its processing.
+
+        When the database does not take it within ``store_timeout_seconds``, ``NotStored`` tells the
+        widget to keep it and resend it; once it is stored, a person takes the conversation.
+        """
+        self._accepting[conversation_id] += 1  # the catch-up leaves this conversation alone meanwhile
+        try:
+            try:
+                if self._outbox:
+                    await self._flush_outbox()  # what the customer was told during the outage comes first
+                message, created = await asyncio.wait_for(
+                    self.db.run(transcript.add_message, conversation_id, "customer", text, client_id=client_id,
+                                payload=payload),
+                    self.faults.store_timeout_seconds)
+            except (SQLAlchemyError, asyncio.TimeoutError) as error:
+                logger.error("could not store a message of %s; the widget will resend it: %r", conversation_id, error)
+                waiting = self._not_stored.setdefault(conversation_id, set())
+                if client_id and len(waiting) < MAX_RETRYING_IDS:
+                    waiting.add(client_id)
+                self._schedule_recovery()
+                raise NotStored(self.faults.retry_seconds) from error
+            after_outage = self._not_stored.pop(conversation_id, None) is not None
+            view = transcript.message_dict(message)
+            if (created or not message.delivered_to_bot) and message.id not in self._inflight:
+                self._inflight.add(message.id)
+                if created:
+                    await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id,
+                                                "message": view}, conversation_id=conversation_id)
+                self._spawn(self._process(conversation_id, message.id, text, payload, after_outage))
+            return view
+        finally:
+            self._accepting[conversation_id] -= 1
+            if not self._accepting[conversation_id]:
+                del self._accepting[conversation_id]
+
+    def retrying(self, conversation_id: str, client_id: Optional[str]) -> bool:
+        """A resend of a message the database did not take: not counted against the rate limit."""
+        return bool(client_id) and client_id in self._not_stored.get(conversation_id, ())
 
     async def resume_undelivered(self) -> int:
-        """After a restart: process customer messages that were stored and acknowledged but never handled.
+        """Customer messages stored (and acknowledged) but not handled yet: after a restart, or once Rasa or
+        the database is back. Returns how many there were.
 
-        A message Rasa already has (the gateway stopped after sending it) is not sent again.
+        A message Rasa already has (the gateway stopped after sending it) is not sent again; what the bot
+        answered to it and the customer never got is posted now.
         """
-        pending = await self.db.run(transcript.undelivered)
+        pending = [item for item in await self.db.run(transcript.undelivered)
+                   if item[1] not in self._inflight and item[0] not in self._accepting]
+        waiting = 0
+        trackers: Dict[str, Dict[str, Any]] = {}
         for conversation_id, message_id, text, payload in pending:
+            if message_id in self._inflight or conversation_id in self._accepting:
+                continue
             try:
-                tracker = await self.rasa.tracker(conversation_id, events=True)
-                handled = any(e.get("event") == "user" and e.get("text") in (text, payload)
-                              for e in tracker.get("events") or [])
+                if conversation_id not in trackers:
+                    trackers[conversation_id] = await self.rasa.tracker(conversation_id, events=True)
+                handled = await self._catch_up(conversation_id, message_id, text, payload, trackers[conversation_id])
             except RasaUnavailable:
+                waiting += 1
                 handled = False
+                conversation = await self.db.run(transcript.get_conversation, conversation_id)
+                if conversation is not None and conversation.status != "bot":
+                    continue  # a person has it already; the tracker catches up once Rasa is back
             if handled:
-                await self.db.run(transcript.set_parse, message_id, {}, True)
                 continue
             self._inflight.add(message_id)
             self._spawn(self._process(conversation_id, message_id, text, payload))
+        self._waiting_for_rasa = waiting
+        if waiting:
+            self._schedule_recovery()
         return len(pending)
+
+    async def _catch_up(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
+                        tracker: Dict[str, Any]) -> bool:
+        """If Rasa already has this message, post what the bot answered to it that was never stored."""
+        def earlier_same_text(session: Any) -> Tuple[int, List[str]]:
+            rows = transcript.messages(session, conversation_id, self.history_messages)
+            same = sum(1 for m in rows if m.sender == "customer" and m.id <= message_id
+                       and (m.payload or m.text) == (payload or text))
+            said = [m.text for m in rows if m.id > message_id and m.sender == "bot"]
+            return same, said
+
+        occurrence, said = await self.db.run(earlier_same_text)
+        events = tracker.get("events") or []
+        index = user_event_index(events, payload or text, occurrence)
+        if index is None and payload:
+            index = user_event_index(events, text, occurrence)
+        if index is None:
+            return False
+        for reply in replies_after(events, index):
+            if reply["text"] in said:
+                said.remove(reply["text"])
+            else:
+                await self._post(conversation_id, "bot", reply["text"], buttons=reply["buttons"])
+        parse = events[index].get("parse_data") or {}
+        await self.db.run(transcript.set_parse, message_id,
+                          {k: parse.get(k) for k in ("frustration", "issue_type", "intent") if parse.get(k)}, True)
+        slots = tracker.get("slots") or {}
+        if slots.get("handed_off"):
+            await self._hand_off(conversation_id, str(slots.get("handoff_reason") or "bot"),
+                                 str(slots.get("handoff_summary") or ""))
+        return True
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -104,48 +196,96 @@ class Router:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for messages still being processed (tests, shutdown)."""
+        """Wait for messages still being processed (tests, shutdown); stop retrying what failed."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+            self._recovery = None
 
-    async def _process(self, conversation_id: str, message_id: int, text: str, payload: Optional[str]) -> None:
+    async def _process(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
+                       after_outage: bool = False) -> None:
         async with self._locks[conversation_id]:
             try:
                 conversation = await self.db.run(transcript.get_conversation, conversation_id)
                 if conversation is None:
                     return
-                if conversation.status == "bot":
+                if conversation.status == "bot" and after_outage:
+                    # The customer was told their message could not be sent: a person looks at it now.
+                    await self._hand_off(conversation_id, "case_db_unavailable",
+                                         HANDOFF_SUMMARIES["case_db_unavailable"])
+                    await self._post(conversation_id, "system", STORED_AFTER_OUTAGE)
+                    await self._to_agent(conversation_id, message_id, text)
+                elif conversation.status == "bot":
                     await self._to_bot(conversation_id, conversation.customer_id, message_id, payload or text)
                 else:
                     await self._to_agent(conversation_id, message_id, text)
-            except Exception:
+            except Exception as error:
                 logger.exception("processing message %s of %s failed", message_id, conversation_id)
-                await self._bot_unavailable(conversation_id, "gateway_error")
+                await self._bot_unavailable(
+                    conversation_id, "case_db_unavailable" if isinstance(error, SQLAlchemyError) else "gateway_error")
             finally:
                 self._inflight.discard(message_id)
+
+    async def _ask_bot(self, conversation_id: str, text: str, metadata: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], bool]:
+        """Rasa's replies, and whether it was too slow (then the customer was already told a person takes over).
+
+        After ``bot_slow_seconds`` the customer hears that a person will reply if the bot can't; after
+        ``bot_timeout_seconds`` the conversation goes to the queue. A late answer still reaches them.
+        """
+        sending = asyncio.ensure_future(self.rasa.send(conversation_id, text, metadata))
+        try:
+            return await asyncio.wait_for(asyncio.shield(sending), self.faults.bot_slow_seconds), False
+        except asyncio.TimeoutError:
+            await self.hub.to_widgets(conversation_id, {"type": "notice", "code": "bot_slow", "message": BOT_SLOW})
+        try:
+            rest = max(0.0, self.faults.bot_timeout_seconds - self.faults.bot_slow_seconds)
+            return await asyncio.wait_for(asyncio.shield(sending), rest), False
+        except asyncio.TimeoutError:
+            logger.warning("Rasa did not answer %s within %.0fs: a person takes over", conversation_id,
+                           self.faults.bot_timeout_seconds)
+            await self._bot_unavailable(conversation_id, "bot_timeout")
+        try:
+            return await sending, True  # bounded by the Rasa client's own timeout
+        except RasaUnavailable as error:
+            logger.warning("Rasa never answered %s: %s", conversation_id, error)
+            return [], True
 
     async def _to_bot(self, conversation_id: str, customer_id: Optional[str], message_id: int, text: str) -> None:
         await self.hub.to_widgets(conversation_id, {"type": "typing", "on": True, "who": "bot"})
         metadata = {"customer_id": customer_id} if customer_id else {}
         try:
-            replies = await self.rasa.send(conversation_id, text, metadata)
-            tracker = await self.rasa.tracker(conversation_id)
+            replies, too_slow = await self._ask_bot(conversation_id, text, metadata)
         except RasaUnavailable as error:
             logger.warning("Rasa unavailable for %s: %s", conversation_id, error)
             await self.hub.to_widgets(conversation_id, {"type": "typing", "on": False, "who": "bot"})
             await self._bot_unavailable(conversation_id, "bot_unavailable")
             return
-        for reply in replies:
-            text_out = str(reply.get("text") or "").strip()
-            if not text_out:
-                continue
+        said = spoken(replies)
+        for reply in said:
             buttons = [{"title": str(b.get("title", ""))[:200], "payload": str(b.get("payload", ""))[:500]}
                        for b in reply.get("buttons") or [] if isinstance(b, dict)]
-            await self._post(conversation_id, "bot", text_out, buttons=buttons)
+            await self._post(conversation_id, "bot", str(reply["text"]).strip(), buttons=buttons)
         await self.hub.to_widgets(conversation_id, {"type": "typing", "on": False, "who": "bot"})
+        if too_slow and not said:
+            return  # already with a person; the message reaches Rasa's tracker once it answers again
+        try:
+            # A silent bot: the tracker's events tell why (the action server failed, most likely).
+            tracker = await self.rasa.tracker(conversation_id, events=not said)
+        except RasaUnavailable as error:
+            logger.warning("Rasa answered %s but its tracker could not be read: %s", conversation_id, error)
+            await self.db.run(transcript.set_parse, message_id, {}, True)
+            if not said:
+                await self._bot_unavailable(conversation_id, "bot_unavailable")
+            return
         await self._absorb_tracker(conversation_id, message_id, tracker)
         slots = tracker.get("slots") or {}
-        if slots.get("handed_off"):
+        if not said and not too_slow:
+            reason = silent_turn_reason(tracker.get("events") or [])
+            logger.warning("the bot said nothing to %s (%s): a person takes over", conversation_id, reason)
+            await self._bot_unavailable(conversation_id, reason)
+        elif slots.get("handed_off"):
             await self._hand_off(conversation_id, str(slots.get("handoff_reason") or "bot"),
                                  str(slots.get("handoff_summary") or ""))
         await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))
@@ -154,8 +294,9 @@ class Router:
         try:
             tracker = await self.rasa.add_user_message(conversation_id, text, {})
         except RasaUnavailable as error:
+            # Left unparsed and undelivered: it goes into Rasa's tracker once Rasa is back (``_recover``).
             logger.warning("Rasa could not parse a message for %s: %s", conversation_id, error)
-            await self.db.run(transcript.set_parse, message_id, {}, False)
+            self._schedule_recovery()
             await self._publish_state(conversation_id, suggest=False)
             return
         await self._absorb_tracker(conversation_id, message_id, tracker)
@@ -192,18 +333,33 @@ class Router:
             transcript.update(session, conversation_id, **fields)
             return fields
 
-        await self.db.run(store)
+        stored = await self.db.run(store)
+        notify = getattr(self, "guest_verified", None)  # set by the app: a fresh resume token for the widget
+        if stored.get("customer_id") and notify is not None:
+            await notify(conversation_id, stored["customer_id"])
 
     async def _bot_unavailable(self, conversation_id: str, reason: str) -> None:
-        """Rasa (or the gateway's path to it) failed: a person takes it from here; nothing is lost."""
-        await self._hand_off(conversation_id, reason, "The assistant could not answer; see the last customer message.")
-        await self._post(conversation_id, "system", BOT_UNAVAILABLE)
+        """The bot could not answer (Rasa down or hung, the action server failing, the database unreachable):
+        the customer is told a person will reply, and the conversation is queued with the reason.
+
+        Never raises: this is the last word the customer gets when something failed.
+        """
+        try:
+            # Queued first: when the customer reads that a person will reply, the agents can see it.
+            await self._hand_off(conversation_id, reason, HANDOFF_SUMMARIES.get(reason, HANDOFF_SUMMARIES["bot_no_reply"]))
+            await self._post(conversation_id, "system", BOT_UNAVAILABLE)
+        except Exception:
+            logger.exception("could not hand %s to a person (%s)", conversation_id, reason)
+        self._schedule_recovery()  # the message reaches Rasa's tracker once it is back
 
     async def _hand_off(self, conversation_id: str, reason: str, summary: str) -> None:
-        """Queue the conversation for a person, or route it straight to the agent the customer had before."""
+        """Queue the conversation for a person, or route it straight to the agent the customer had before.
+
+        The widget hears the new status at once; with the database down, the handoff is stored when it is back.
+        """
         online = self.hub.online_agents()
 
-        def route(session: Any) -> Optional[str]:
+        def route(session: Any) -> Optional[Tuple[str, Optional[str]]]:
             conversation = transcript.get_conversation(session, conversation_id)
             if conversation is None or conversation.status in ("waiting", "agent"):
                 return None
@@ -213,17 +369,68 @@ class Router:
                 transcript.update(session, conversation_id, status="agent", assigned_agent=preferred,
                                   last_agent=preferred, handoff_reason=reason, handoff_summary=summary,
                                   waiting_since=now)
-                return preferred
+                return "agent", preferred
             transcript.update(session, conversation_id, status="waiting", handoff_reason=reason,
                               handoff_summary=summary, waiting_since=now)
-            return None
+            return "waiting", None
 
-        agent = await self.db.run(route)
+        try:
+            routed = await self.db.run(route)
+        except SQLAlchemyError as error:
+            logger.error("could not queue %s for a person (%s) yet: %r", conversation_id, reason, error)
+            self._deferred.setdefault(conversation_id, (reason, summary))
+            self._schedule_recovery()
+            await self._status_changed(conversation_id, "waiting")
+            return
+        if routed is None:
+            return
+        status, agent = routed
         if agent:
             self.hub.assignments[conversation_id] = agent
             await self.hub.to_consoles({"type": "assigned", "conversation_id": conversation_id}, agent=agent)
             await self._agent_joined(conversation_id, agent, returning=True)
+        else:
+            await self._status_changed(conversation_id, status)
         await self.publish_queue()
+
+    async def _status_changed(self, conversation_id: str, status: str, agent: Optional[str] = None) -> None:
+        """The widget's header follows the conversation: the bot, waiting for a person, or the agent's name."""
+        name = self.agent_names.get(agent, agent) if agent else None
+        await self.hub.to_widgets(conversation_id, {"type": "status", "status": status,
+                                                    "agent": {"name": name} if name else None})
+
+    # -- after a failure ------------------------------------------------------------------
+    def _schedule_recovery(self) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.ensure_future(self._recover())
+
+    async def _recover(self) -> None:
+        """Every ``retry_seconds`` while something failed: store what the database missed, queue the handoffs it
+        missed, and bring Rasa's tracker up to date with the messages it missed; stop when all is done."""
+        while True:
+            await asyncio.sleep(self.faults.retry_seconds)
+            try:
+                await self._flush_outbox()
+                for conversation_id, (reason, summary) in list(self._deferred.items()):
+                    del self._deferred[conversation_id]
+                    await self._hand_off(conversation_id, reason, summary)
+                await self.resume_undelivered()
+            except SQLAlchemyError as error:
+                logger.info("the database is still unreachable (%r); retrying in %.0fs", error, self.faults.retry_seconds)
+                continue
+            except Exception:
+                logger.exception("recovery after a failure went wrong; retrying")
+                continue
+            if not (self._outbox or self._deferred or self._waiting_for_rasa):
+                logger.info("recovered: every stored message is handled")
+                return
+
+    async def _flush_outbox(self) -> None:
+        """Store the bot and system messages that reached the customer while the database was down."""
+        while self._outbox:
+            conversation_id, sender, text, buttons, agent = self._outbox[0]
+            await self.db.run(transcript.add_message, conversation_id, sender, text, buttons=buttons, agent=agent)
+            self._outbox.pop(0)
 
     # -- agent side -----------------------------------------------------------------------
     async def take(self, conversation_id: str, agent: str) -> None:
@@ -263,6 +470,7 @@ class Router:
                 else f"{name} from our team has joined the conversation.")
         await self._post(conversation_id, "system", text)
         await self.hub.to_widgets(conversation_id, {"type": "agent_joined", "name": name})
+        await self._status_changed(conversation_id, "agent", agent)
 
     async def send(self, conversation_id: str, agent: str, text: str, action: Optional[str]) -> Dict[str, Any]:
         """The agent's reply: to the customer, and into the Rasa tracker so the dialogue state follows."""
@@ -320,6 +528,7 @@ class Router:
             name = self.agent_names.get(agent, agent)
             await self._post(conversation_id, "system", f"{name} has left the conversation; the assistant is back.")
             await self.hub.to_widgets(conversation_id, {"type": "agent_left", "name": name})
+            await self._status_changed(conversation_id, "bot")
         await self._publish_state(conversation_id, suggest=False)
         await self.publish_queue()
 
@@ -332,8 +541,18 @@ class Router:
     # -- publishing -----------------------------------------------------------------------
     async def _post(self, conversation_id: str, sender: str, text: str, buttons: Optional[List[Dict[str, str]]] = None,
                     agent: Optional[str] = None) -> Dict[str, Any]:
-        message, _ = await self.db.run(transcript.add_message, conversation_id, sender, text, buttons=buttons, agent=agent)
-        view = transcript.message_dict(message, self.agent_names)
+        try:
+            message, _ = await self.db.run(transcript.add_message, conversation_id, sender, text, buttons=buttons,
+                                           agent=agent)
+            view = transcript.message_dict(message, self.agent_names)
+        except SQLAlchemyError as error:
+            # The customer reads it now all the same; it is stored once the database is back.
+            logger.error("could not store a %s message of %s yet: %r", sender, conversation_id, error)
+            self._outbox.append((conversation_id, sender, text, buttons, agent))
+            self._schedule_recovery()
+            view = {"id": None, "client_id": None, "sender": sender, "text": text, "buttons": buttons or [],
+                    "agent_name": self.agent_names.get(agent, agent) if agent else None,
+                    "created_at": transcript.iso(datetime.utcnow()), "frustration": None, "issue_type": None}
         await self.hub.to_widgets(conversation_id, {"type": "message", "message": customer_view(view)})
         await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id, "message": view},
                                    conversation_id=conversation_id)
@@ -381,7 +600,10 @@ class Router:
             await self.hub.to_consoles({"type": "suggestions", "conversation_id": conversation_id,
                                         "suggestions": found}, conversation_id=conversation_id)
 
-        await asyncio.gather(state(), *([suggested()] if suggest else []))
+        try:
+            await asyncio.gather(state(), *([suggested()] if suggest else []))
+        except SQLAlchemyError as error:  # the consoles catch up with the next change
+            logger.warning("could not publish the state of %s: %r", conversation_id, error)
 
     def _state(self, session: Any, conversation_id: str, full: bool = False) -> Optional[Dict[str, Any]]:
         """What consoles show of a conversation; ``full`` adds the transcript, handoff summary and case history."""
@@ -408,8 +630,22 @@ class Router:
 
     async def publish_queue(self) -> None:
         for agent in self.hub.online_agents():
-            queue = await self.db.run(transcript.queue, agent, self.live_minutes)
+            try:
+                queue = await self.db.run(transcript.queue, agent, self.live_minutes)
+            except SQLAlchemyError as error:  # the consoles catch up with the next change
+                logger.warning("could not publish the queue: %r", error)
+                return
             await self.hub.to_consoles({"type": "queue", "queue": queue}, agent=agent)
+
+    async def exclusively(self, conversation_id: str, work: Callable[[], Any]) -> Any:
+        """Await ``work()`` while no customer message or agent action of the conversation is being
+        processed (the follow-up job posts a check-in this way); when it returns something true, the
+        consoles following the conversation get its new state."""
+        async with self._locks[conversation_id]:
+            result = await work()
+        if result:
+            await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))
+        return result
 
 
 def customer_view(message: Dict[str, Any]) -> Dict[str, Any]:

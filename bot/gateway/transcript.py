@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.casedb.models import Account, CaseContact, ChatConversation, ChatMessage, Customer
+from bot.settings import section
 
 LEVEL_RANK = {"angry": 2, "annoyed": 1, "calm": 0}
 
@@ -46,8 +47,10 @@ def get_conversation(session: Session, conversation_id: str) -> Optional[ChatCon
     return session.get(ChatConversation, conversation_id)
 
 
-def open_conversation(session: Session, conversation_id: str, customer_id: Optional[str]) -> ChatConversation:
-    conversation = ChatConversation(id=conversation_id, customer_id=customer_id, status="bot")
+def open_conversation(session: Session, conversation_id: str, customer_id: Optional[str],
+                      client_key: Optional[str] = None) -> ChatConversation:
+    """A new conversation; ``client_key`` is the keyed hash of the opening client's address (limits, folding)."""
+    conversation = ChatConversation(id=conversation_id, customer_id=customer_id, status="bot", client_key=client_key)
     session.add(conversation)
     session.flush()
     return conversation
@@ -181,8 +184,18 @@ def summarize(session: Session, conversation: ChatConversation) -> Dict[str, Any
     return summary(conversation, customer_name(session, conversation.customer_id), last[0] if last else None, preferred)
 
 
-def queue(session: Session, agent: str, live_minutes: int, limit: int = 100) -> Dict[str, List[Dict[str, Any]]]:
-    """What an agent's console lists: waiting (most urgent first), theirs, and live bot conversations."""
+LIVE_SCAN = 5000      # live conversations looked at for folding (a flood beyond this is still folded, not listed)
+FOLD_DETAIL = 50      # folded conversations listed per address when an agent expands the group
+
+
+def queue(session: Session, agent: str, live_minutes: int, limit: int = 100,
+          fold_after: Optional[int] = None) -> Dict[str, List[Dict[str, Any]]]:
+    """What an agent's console lists: waiting (most urgent first), theirs, and live bot conversations.
+
+    A flood of guest conversations from one client address must not push the real ones out of
+    the live list: beyond ``fold_after`` per address they are folded into ``live_folded``
+    (a count per address, with the newest few for when an agent expands the group).
+    """
     waiting = session.query(ChatConversation).filter(ChatConversation.status == "waiting").limit(limit).all()
     waiting.sort(key=lambda c: (-LEVEL_RANK.get(c.frustration_level or "calm", 0), -(c.frustration_score or 0.0),
                                 c.waiting_since or c.last_activity))
@@ -190,11 +203,40 @@ def queue(session: Session, agent: str, live_minutes: int, limit: int = 100) -> 
             .filter(ChatConversation.status == "agent", ChatConversation.assigned_agent == agent)
             .order_by(ChatConversation.last_activity.desc()).limit(limit).all())
     since = datetime.utcnow() - timedelta(minutes=live_minutes)
-    live = (session.query(ChatConversation)
-            .filter(or_(ChatConversation.status == "bot",
-                        (ChatConversation.status == "agent") & (ChatConversation.assigned_agent != agent)),
-                    ChatConversation.last_activity >= since)
-            .order_by(ChatConversation.last_activity.desc()).limit(limit).all())
-    live = [c for c in live if session.query(ChatMessage.id).filter(ChatMessage.conversation_id == c.id).first()]
-    return {name: [summarize(session, c) for c in rows] for name, rows in
-            (("waiting", waiting), ("mine", mine), ("live", live))}
+    has_messages = session.query(ChatMessage.id).filter(ChatMessage.conversation_id == ChatConversation.id).exists()
+    candidates = (session.query(ChatConversation.id, ChatConversation.client_key, ChatConversation.customer_id)
+                  .filter(or_(ChatConversation.status == "bot",
+                              (ChatConversation.status == "agent") & (ChatConversation.assigned_agent != agent)),
+                          ChatConversation.last_activity >= since, has_messages)
+                  .order_by(ChatConversation.last_activity.desc()).limit(LIVE_SCAN).all())
+    if fold_after is None:
+        fold_after = int((section("gateway").get("abuse") or {}).get("live_fold_after", 3))
+    shown, folded = fold_floods(candidates, fold_after)
+    listed = {c.id: c for c in session.query(ChatConversation).filter(ChatConversation.id.in_(shown[:limit]))}
+    live = [listed[i] for i in shown[:limit] if i in listed]
+    result = {name: [summarize(session, c) for c in rows] for name, rows in
+              (("waiting", waiting), ("mine", mine), ("live", live))}
+    groups = []
+    for key, ids in sorted(folded.items(), key=lambda item: -len(item[1])):
+        detail = {c.id: c for c in session.query(ChatConversation).filter(ChatConversation.id.in_(ids[:FOLD_DETAIL]))}
+        groups.append({"client": key[:12], "count": len(ids),
+                       "conversations": [summarize(session, detail[i]) for i in ids[:FOLD_DETAIL] if i in detail]})
+    result["live_folded"] = groups
+    return result
+
+
+def fold_floods(rows: List[Tuple[str, Optional[str], Optional[str]]], fold_after: int
+                ) -> Tuple[List[str], Dict[str, List[str]]]:
+    """(ids to list, ids folded per client key), newest first. Only guest conversations fold:
+    a signed-in or verified customer's conversation is always listed."""
+    shown: List[str] = []
+    folded: Dict[str, List[str]] = {}
+    per_client: Dict[str, int] = {}
+    for conversation_id, client_key, customer_id in rows:
+        if client_key and not customer_id:
+            per_client[client_key] = per_client.get(client_key, 0) + 1
+            if per_client[client_key] > max(0, fold_after):
+                folded.setdefault(client_key, []).append(conversation_id)
+                continue
+        shown.append(conversation_id)
+    return shown, folded

@@ -17,10 +17,11 @@ def _money(value: Any) -> Optional[float]:
     return float(value) if isinstance(value, (Decimal, int, float)) else None
 
 
-def history_view(history: Optional[CustomerHistory]) -> Optional[Dict[str, Any]]:
+def history_view(history: Optional[CustomerHistory], now: Optional[datetime] = None) -> Optional[Dict[str, Any]]:
     """Everything the agent needs so the customer is never asked again."""
     if history is None:
         return None
+    now = now or datetime.utcnow()
     orders: List[Dict[str, Any]] = []
     for order in history.orders:
         shipment = order.shipments[-1] if order.shipments else None
@@ -44,10 +45,33 @@ def history_view(history: Optional[CustomerHistory]) -> Optional[Dict[str, Any]]
                          "at": _iso(r["created_at"])} for r in case.resolutions],
         "compensations": [{"kind": c["kind"], "amount": _money(c["amount"]), "reason": c["reason"],
                            "at": _iso(c["created_at"])} for c in case.compensations],
+        "follow_ups": [promise_view(f, now) for f in getattr(case, "follow_ups", [])],
     } for case in history.cases]
     return {"customer": {"id": history.customer_id, "name": history.name, "email": history.email,
                          "account_status": history.account_status, "account_status_detail": history.account_status_detail},
             "orders": orders, "cases": cases}
+
+
+def promise_state(follow_up: Dict[str, Any], now: datetime) -> str:
+    """scheduled (not due yet), overdue (due, not delivered yet: the job is retrying or was down),
+    sent (in the conversation, no answer yet), answered (the customer said fixed or not), with_agent
+    (due while a person had the conversation: shown to them instead)."""
+    if follow_up.get("outcome") == "agent":
+        return "with_agent"
+    if follow_up.get("outcome"):
+        return "answered"
+    if follow_up.get("done"):
+        return "sent"
+    return "scheduled" if follow_up["due_at"] > now else "overdue"
+
+
+def promise_view(follow_up: Dict[str, Any], now: datetime) -> Dict[str, Any]:
+    """A promised check-in as the console shows it."""
+    done = bool(follow_up.get("done"))
+    return {"id": follow_up.get("id"), "note": follow_up.get("note") or "", "due_at": _iso(follow_up.get("due_at")),
+            "state": promise_state(follow_up, now), "sent_at": _iso(follow_up.get("sent_at")) if done else None,
+            "outcome": follow_up.get("outcome"), "attempts": int(follow_up.get("attempts") or 0),
+            "conversation_id": follow_up.get("conversation_id")}
 
 
 def playbook_view(done: Optional[List[str]]) -> List[Dict[str, Any]]:

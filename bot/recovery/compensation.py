@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Dict, Optional
 
+from bot.casedb.repository import compensation_limits
 from bot.settings import section
 
 
@@ -35,8 +36,13 @@ def compensation_for(
     order_total: Optional[Decimal] = None,
     already_granted: Decimal = Decimal("0"),
     settings: Optional[Dict] = None,
+    customer_already_granted: Decimal = Decimal("0"),
 ) -> Grant:
-    """Score severity, repeat failure and frustration; pick the tier; clip to the limits."""
+    """Score severity, repeat failure and frustration; pick the tier; clip to the limits.
+
+    ``already_granted`` counts this case's grants, ``customer_already_granted`` the customer's grants
+    on all cases within the per-customer window.
+    """
     settings = settings or section("compensation")
     currency = str(settings.get("currency", "USD"))
     points = int((settings.get("severity") or {}).get(issue_type, 0))
@@ -50,7 +56,8 @@ def compensation_for(
     if tier is None or tier.get("kind", "none") == "none":
         return Grant("none", Decimal("0"), currency, points, reason)
     amount = Decimal(str(tier.get("amount", 0)))
-    limit = Decimal(str(settings.get("max_per_case", 0))) - already_granted
+    per_case, per_customer, _ = compensation_limits(settings)
+    limit = min(per_case - already_granted, per_customer - customer_already_granted)
     if order_total is not None and order_total > 0:
         limit = min(limit, Decimal(str(order_total)) * Decimal(str(settings.get("max_share_of_order", 1))))
     amount = max(Decimal("0"), min(amount, limit)).quantize(Decimal("0.01"), rounding=ROUND_DOWN)

@@ -111,3 +111,35 @@ def explanation(situation: Situation, now: Optional[datetime] = None) -> str:
         parts.append(f"When you contacted us {when(contact.started_at, now)} by {contact.channel}, this is what "
                      f"happened: {contact.summary.rstrip('.')}. That promise was not kept, and I'm sorry.")
     return " ".join(parts)
+
+
+def at_time(moment: datetime) -> str:
+    """A moment the customer can hold us to: 'Dec 3, 16:20 UTC'."""
+    return f"{moment.strftime('%b')} {moment.day}, {moment.strftime('%H:%M')} UTC"
+
+
+RESOLUTION_STATES = {"in_progress": "in progress", "done": "done", "cancelled": "cancelled", "failed": "failed"}
+
+
+def resolution_status(case_id: str, title: str, promise: str, status: str, chosen_at: datetime,
+                      update_by: Optional[datetime], check_in_at: Optional[datetime], credit: str = "",
+                      now: Optional[datetime] = None) -> str:
+    """What a case's agreed resolution is, how far it got, and what happens next."""
+    now = now or datetime.utcnow()
+    parts = [f"Case {case_id} already has a resolution: \"{title}\", chosen {when(chosen_at, now)}, "
+             f"status: {RESOLUTION_STATES.get(status, status)}. {promise.rstrip('.')}."]
+    if credit:
+        parts.append(f"{credit[0].upper()}{credit[1:]} stays on your account.")
+    check_in = check_in_at is not None and check_in_at > now
+    if status == "in_progress" and update_by is not None:
+        if update_by > now and check_in and abs((check_in_at - update_by).total_seconds()) < 60:
+            parts.append(f"You'll hear from us by {at_time(update_by)}, when I'll check back here.")
+            check_in = False
+        elif update_by > now:
+            parts.append(f"You'll hear from us by {at_time(update_by)}.")
+        else:
+            parts.append(f"We promised you an update by {at_time(update_by)}, and that is overdue: I'm sorry.")
+    if check_in:
+        parts.append(f"I'll check back here on {at_time(check_in_at)}.")
+    parts.append(f"Your reference is {case_id}.")
+    return " ".join(parts)

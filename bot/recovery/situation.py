@@ -52,8 +52,12 @@ def find_situation(history: CustomerHistory, issue_type: str, conversation_id: s
     case = history.case(case_id) if case_id else None
     order = history.order(order_id) if order_id else None
     if case is None and order is not None:
-        case = next((c for c in history.cases if c.order_id == order.id and c.status == "open"), None) or next(
-            (c for c in history.cases if c.order_id == order.id and c.opened_at >= recent), None)
+        # A case about this order and this kind of problem: a billing complaint about an order with an
+        # open delivery case is a case of its own, with a resolution of its own.
+        on_order = [c for c in history.cases if c.order_id == order.id
+                    and (issue_type == "other" or c.issue_type == issue_type)]
+        case = next((c for c in on_order if c.status == "open"), None) or next(
+            (c for c in on_order if c.opened_at >= recent), None)
     if case is None and issue_type != "other":
         same_type = [c for c in history.cases if c.issue_type == issue_type]
         case = next((c for c in same_type if c.status == "open"), None) or next(

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional
 from sqlalchemy.orm import Session
 
 from bot.casedb import repository as repo
-from bot.recovery.compensation import compensation_for
+from bot.recovery.compensation import Grant, compensation_for
 from bot.recovery.conversation import TurnInput, TurnReply
-from bot.recovery.explain import ISSUE_NOUNS, acknowledgement, explanation
+from bot.recovery.explain import ISSUE_NOUNS, acknowledgement, explanation, money, resolution_status
 from bot.recovery.frustration import conversation_frustration
 from bot.recovery.options import CATALOGUE, options_for, pick_option
 from bot.recovery.playbook import add_steps
@@ -102,7 +102,7 @@ def recover(turn: TurnInput, session: Session, issue: str) -> TurnReply:
     if history is None:
         return _ask_to_verify(turn, issue)
     situation = find_situation(history, issue, turn.conversation_id, order_id=turn.order_id() or turn.slot("order_id"),
-                               case_id=turn.case_id() or turn.slot("case_id"), now=turn.now)
+                               case_id=turn.case_id() or _conversation_case(turn, history, issue), now=turn.now)
     if situation.issue_type not in COMPLAINT_TYPES:
         reply.say(f"Thanks, {history.first_name}. What went wrong? Tell me in a sentence and I'll take it from there.")
         reply.slots.update(pending_question=None)
@@ -115,6 +115,18 @@ def recover(turn: TurnInput, session: Session, issue: str) -> TurnReply:
         case_id = situation.case.id
         if situation.reopened:
             repo.reopen_case(session, case_id, f"customer reports the problem again: {summary}")
+        else:
+            standing = repo.active_resolution(session, case_id)
+            if standing is not None:  # writing again about a case already resolved: its resolution, not a new one
+                reply = _resolution_stands(turn, session, standing,
+                                           greeting=f"Thanks, {history.first_name}. I have the history here, "
+                                                    "no need to explain again. ")
+                reply.slots.update(issue_type=situation.issue_type,
+                                   playbook_steps=add_steps(turn.slot("playbook_steps"), "acknowledge", "keep_informed"),
+                                   order_id=situation.order.id if situation.order else turn.slot("order_id"),
+                                   case_earlier_contacts=float(repo.earlier_contacts(session, case_id,
+                                                                                     turn.conversation_id)))
+                return reply
     repo.record_contact(session, case_id, turn.conversation_id, f"Chat: {summary}", situation.issue_type,
                         turn.slot("frustration_level"), turn.slot("frustration_score"), now=turn.now)
     options = options_for(situation)
@@ -131,6 +143,15 @@ def recover(turn: TurnInput, session: Session, issue: str) -> TurnReply:
         playbook_steps=add_steps(turn.slot("playbook_steps"), "acknowledge", "apologize", "explain", "resolve_options"),
     )
     return reply
+
+
+def _conversation_case(turn: TurnInput, history: repo.CustomerHistory, issue: str) -> Optional[str]:
+    """The case this conversation is about, unless the customer now complains about another kind of
+    problem: that gets its own case (and its own resolution), not the first case's."""
+    case = history.case(turn.slot("case_id"))
+    if case is None or (issue in COMPLAINT_TYPES and case.issue_type != issue):
+        return None
+    return case.id
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -152,11 +173,21 @@ def verify(turn: TurnInput, session: Session) -> TurnReply:
         reply.say(f"Thanks. To find your case I still need {missing}.")
         reply.slots.update(claimed_email=email, claimed_order_id=order_id, pending_question="verify")
         return reply
-    customer_id = repo.verify_customer(session, email, order_id)
-    if customer_id is None:
+    from bot.gateway import throttle  # limits across conversations: per email and per client address
+
+    email_key = throttle.email_key(email)
+    address_key = throttle.conversation_client_key(session, turn.conversation_id, turn.metadata)
+    locked = throttle.verification_locked(session, email_key, address_key)
+    customer_id = repo.verify_customer(session, email, order_id)  # looked up either way: the same answer time
+    if locked or customer_id is None:
+        throttle.verification_failed(session, email_key, address_key)
         attempts = int(turn.slot("verification_attempts", 0)) + 1
         reply.slots.update(verification_attempts=float(attempts), claimed_email=None, claimed_order_id=None)
-        if attempts >= int(section("handoff").get("verification_attempts", 3)):
+        if locked:  # the same words whichever half was wrong, or even if both were right
+            reply.say(throttle.VERIFY_LOCKED)
+            reply.respond("utter_offer_human")
+            reply.slots["pending_question"] = "offer_human"
+        elif attempts >= int(section("handoff").get("verification_attempts", 3)):
             reply.say("I still can't match those details, and I don't want to keep you going round in circles.")
             reply.respond("utter_offer_human")
             reply.slots["pending_question"] = "offer_human"
@@ -180,14 +211,26 @@ def verify(turn: TurnInput, session: Session) -> TurnReply:
 
 # -- resolution, compensation, keeping informed -----------------------------------------------
 def apply_resolution(turn: TurnInput, session: Session) -> TurnReply:
+    """Record the chosen option, compensation within the limits and the follow-up.
+
+    A case has one resolution: asked again (the same conversation or another, in words or with an old
+    button) the customer gets the one they have and the offer of a person. The one exception is an
+    explicit change: the customer turned down the resolution just agreed here and picked another of
+    the options offered then; the first is recorded as cancelled and no new compensation is granted.
+    """
     if turn.slot("handed_off"):
         return waiting_for_agent(turn, session)
     offered = list(turn.slot("offered_options", []) or [])
     case_id = turn.slot("case_id")
-    option = pick_option(offered, turn.text, turn.entity("option"))
     reply = TurnReply()
     if not case_id or not turn.slot("verified"):
         return reply.say("Before I can change anything, tell me what went wrong and I'll look up your case.")
+    standing = repo.active_resolution(session, case_id)
+    replaced = standing if _changes_resolution(turn, standing) else None  # the explicit change flow
+    changing = replaced is not None
+    if standing is not None and not changing:
+        return _resolution_stands(turn, session, standing)
+    option = pick_option(offered, turn.text, turn.entity("option"))
     if option is None:
         if not offered:
             return reply.say("I haven't offered anything yet. Tell me what went wrong and I'll find options.")
@@ -196,35 +239,97 @@ def apply_resolution(turn: TurnInput, session: Session) -> TurnReply:
     history = repo.customer_history(session, turn.slot("customer_id"))
     case = history.case(case_id) if history else None
     order = history.order(case.order_id) if (history and case and case.order_id) else None
-    repo.record_resolution(session, case_id, option.code, option.promise)
-    grant = compensation_for(
-        turn.slot("issue_type") or (case.issue_type if case else "other"), bool(turn.slot("repeat_failure")),
-        turn.slot("frustration_level") or "calm", order.total if order else None,
-        repo.compensation_total(session, case_id))
-    if grant.granted:
-        repo.record_compensation(session, case_id, grant.kind, grant.amount, grant.currency, grant.reason)
+    try:  # locks the case: a concurrent second choice waits here, then finds this one
+        repo.record_resolution(session, case_id, option.code, option.promise,
+                               replaces=replaced.option_code if replaced else None, now=turn.now)
+    except repo.ResolutionExists as clash:
+        return _resolution_stands(turn, session, clash.existing)
+    grant = _grant_compensation(turn, session, case_id, case, order) if not changing else None
+    granted = grant is not None and grant.granted
     repo.tag_root_cause(session, case_id, option.root_cause)
     follow = section("follow_up")
     promise_hours = int(follow.get("update_promise_hours", 24))
     reminder_minutes = float(follow.get("reminder_minutes", 1440))
-    repo.schedule_follow_up(session, case_id, turn.conversation_id, turn.now + timedelta(minutes=reminder_minutes),
-                            f"Check that '{option.title}' worked.")
-    repo.record_contact(session, case_id, turn.conversation_id, f"Chat: customer chose '{option.title}'.",
+    if not changing or repo.next_follow_up_due(session, case_id) is None:  # a change keeps the check-in promised
+        repo.schedule_follow_up(session, case_id, turn.conversation_id, turn.now + timedelta(minutes=reminder_minutes),
+                                f"Check that '{option.title}' worked.")
+        reply.reminder_minutes = reminder_minutes
+    before = (CATALOGUE[replaced.option_code].title if replaced.option_code in CATALOGUE else replaced.option_code) \
+        if replaced else None
+    verb = f"changed from '{before}' to" if replaced else "chose"
+    repo.record_contact(session, case_id, turn.conversation_id, f"Chat: customer {verb} '{option.title}'.",
                         turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
                         now=turn.now)
+    if replaced:
+        reply.say(f"All right: I've cancelled \"{before}\".")
     reply.say(f"Done: {option.promise}")
-    if grant.granted:
+    if granted:
         reply.say(f"And because this should not have happened, I've added {grant.describe()}.")
     reply.say(f"Your reference is {case_id}. I'm your point of contact for it: you'll hear from us within "
               f"{promise_hours} hours, and I'll check back here myself. Does that work for you?")
-    reply.reminder_minutes = reminder_minutes
-    reply.slots.update(
-        resolution=option.code, compensation=(f"{grant.kind}:{grant.amount}" if grant.granted else None),
-        reference=case_id, offered_options=[c for c in offered if c != option.code],
+    slots: Dict[str, Any] = dict(
+        resolution=option.code, reference=case_id, offered_options=[c for c in offered if c != option.code],
         pending_question="confirm_resolution", playbook_step="keep_informed",
-        playbook_steps=add_steps(turn.slot("playbook_steps"), *(["compensate"] if grant.granted else []),
+        playbook_steps=add_steps(turn.slot("playbook_steps"), *(["compensate"] if granted else []),
                                  "keep_informed", "learn"),
     )
+    if not changing:
+        slots["compensation"] = f"{grant.kind}:{grant.amount}" if granted else None
+    reply.slots.update(slots)
+    return reply
+
+
+def _changes_resolution(turn: TurnInput, standing: Optional[repo.ResolutionSnapshot]) -> bool:
+    """The customer said the resolution just agreed in this conversation doesn't work for them and
+    was offered the other options ("I'm sorry it doesn't. Would one of these suit you better?")."""
+    return (standing is not None and standing.status == "in_progress"
+            and turn.slot("pending_question") == "choose_option" and turn.slot("resolution") == standing.option_code)
+
+
+def _grant_compensation(turn: TurnInput, session: Session, case_id: str, case: Optional[repo.CaseSnapshot],
+                        order: Optional[repo.OrderSnapshot]) -> Optional[Grant]:
+    """Compensation within the limits per case and per customer; recorded, or none."""
+    room = repo.compensation_room(session, case_id, now=turn.now)  # holds the case and the customer
+    grant = compensation_for(
+        turn.slot("issue_type") or (case.issue_type if case else "other"), bool(turn.slot("repeat_failure")),
+        turn.slot("frustration_level") or "calm", order.total if order else None, room.case_granted,
+        customer_already_granted=room.customer_granted)
+    if grant.granted:
+        try:
+            repo.record_compensation(session, case_id, grant.kind, grant.amount, grant.currency, grant.reason,
+                                     now=turn.now)
+        except repo.CompensationRefused:
+            return None
+    return grant
+
+
+def _resolution_stands(turn: TurnInput, session: Session, standing: repo.ResolutionSnapshot,
+                       greeting: str = "") -> TurnReply:
+    """The case's resolution, its status and what happens next; nothing new is granted. A different
+    resolution needs a colleague, so the customer is offered one."""
+    case_id = standing.case_id
+    option = CATALOGUE.get(standing.option_code)
+    promise_hours = int(section("follow_up").get("update_promise_hours", 24))
+    granted = repo.compensation_total(session, case_id)
+    currency = str(section("compensation").get("currency", "USD"))
+    credit = f"the {money(granted, currency)} credit we added" if granted > 0 else ""
+    text = resolution_status(case_id, option.title if option else standing.option_code, standing.description,
+                             standing.status, standing.created_at, standing.created_at + timedelta(hours=promise_hours),
+                             repo.next_follow_up_due(session, case_id), credit, now=turn.now)
+    what = option.title if option else standing.option_code
+    asked = (turn.text or "").strip()[:200]
+    repo.record_contact(session, case_id, turn.conversation_id,
+                        f"Chat: resolution '{what}' ({standing.status}); customer asked again"
+                        + (f" (\"{asked}\")" if asked else "") + ": told it stands, offered a person.",
+                        turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
+                        now=turn.now)
+    reply = TurnReply().say(greeting + text)
+    reply.say("I can't add a second resolution or more compensation myself: changing what we agreed needs a "
+              "colleague.")
+    reply.respond("utter_offer_human")
+    reply.slots.update(case_id=case_id, resolution=standing.option_code, reference=case_id, offered_options=[],
+                       pending_question="offer_human", playbook_step="keep_informed",
+                       playbook_steps=add_steps(turn.slot("playbook_steps"), "keep_informed"))
     return reply
 
 
@@ -237,7 +342,9 @@ def answer_confirmation(turn: TurnInput, session: Session) -> TurnReply:
     if pending == "offer_human":
         return handoff(turn, session, reason="customer_request") if yes else TurnReply().say(
             "All right, I'll keep helping. Tell me what went wrong and I'll look into it.")
-    if pending in ("confirm_resolution", "confirm_fixed"):
+    if pending == "confirm_fixed":
+        return answer_check_in(turn, session, fixed=yes)
+    if pending == "confirm_resolution":
         if yes:
             return close_loop(turn, session)
         remaining = [c for c in (turn.slot("offered_options") or []) if c in CATALOGUE]
@@ -292,6 +399,35 @@ def follow_up(turn: TurnInput, session: Session) -> TurnReply:
                             "playbook_steps": add_steps(turn.slot("playbook_steps"), "close_loop")}).say(
         f"Hi {name}, checking in on {case_id}{what}: is everything sorted now?",
         buttons=[{"title": "Yes, all good", "payload": "/affirm"}, {"title": "No, not yet", "payload": "/deny"}])
+
+
+def answer_check_in(turn: TurnInput, session: Session, fixed: bool) -> TurnReply:
+    """The answer to the check-in: "yes" closes the case and the loop; "not yet" reopens the case
+    and brings in a person, who gets the reason and the whole history."""
+    case_id = turn.slot("case_id")
+    if fixed:
+        reply = TurnReply()
+        name = turn.slot("customer_name") or ""
+        if case_id:
+            repo.record_follow_up_outcome(session, case_id, "fixed")
+            repo.close_case(session, case_id, now=turn.now)
+            repo.record_contact(session, case_id, turn.conversation_id, "Chat: customer confirmed the fix at the check-in.",
+                                turn.slot("issue_type"), turn.slot("frustration_level"), turn.slot("frustration_score"),
+                                now=turn.now)
+            reply.say(f"Good to hear{', ' + name if name else ''}. I've closed {case_id}; if anything goes wrong with "
+                      "it again, just write here and the full history is with us.")
+        reply.slots.update(pending_question="anything_else", playbook_step="close_loop",
+                           playbook_steps=add_steps(turn.slot("playbook_steps"), "close_loop"))
+        return reply.respond("utter_anything_else")
+    if case_id:
+        repo.record_follow_up_outcome(session, case_id, "not_fixed")
+        repo.reopen_case(session, case_id, "the customer says it is not sorted yet (check-in)")
+    reply = TurnReply().say("I'm sorry it isn't sorted yet. I've reopened your case and I'm bringing in a colleague "
+                            "who can take it further.")
+    person = handoff(turn, session, reason="follow_up_not_fixed")
+    reply.messages += person.messages
+    reply.slots.update(person.slots)
+    return reply
 
 
 # -- people -----------------------------------------------------------------------------------
@@ -353,27 +489,32 @@ def fallback(turn: TurnInput, session: Optional[Session]) -> TurnReply:
 
 
 def database_outage(turn: TurnInput) -> TurnReply:
-    """The case system is down: stay polite, promise nothing we can't check, offer a person.
+    """The case system is down: stay polite, promise nothing we can't check, and bring in a person now.
 
-    A person can still be brought in: the handoff is then recorded in the tracker only.
+    The handoff (reason ``case_db_unavailable``) is recorded in the tracker only; the gateway queues the
+    conversation, and stores it once the database is back.
     """
-    wants_person = turn.intent == "request_human" or (
-        turn.intent == "affirm" and turn.slot("pending_question") == "offer_human")
-    if wants_person or turn.slot("handed_off"):
-        return handoff(turn, None, reason="customer_request") if not turn.slot("handed_off") else \
-            waiting_for_agent(turn, None)
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, None)
     reply = TurnReply().say("I'm sorry: I can't reach our case system right now, so I can't look up your "
                             "order. Your message is saved.")
-    reply.respond("utter_offer_human")
-    reply.slots.update(pending_question="offer_human")
+    person = handoff(turn, None, reason="case_db_unavailable")
+    reply.messages += person.messages
+    reply.slots.update(person.slots)
     return reply
 
 
 def unexpected_failure(turn: TurnInput) -> TurnReply:
-    """Something broke on our side: apologise, keep the message, offer a person."""
+    """Something broke on our side: apologise, keep the message, and bring in a person (``action_error``).
+
+    Nothing is written to the case database here: the failure may have come from it.
+    """
+    if turn.slot("handed_off"):
+        return waiting_for_agent(turn, None)
     reply = TurnReply().say("Sorry, something went wrong on my side. Your message is saved.")
-    reply.respond("utter_offer_human")
-    reply.slots.update(pending_question="offer_human")
+    person = handoff(turn, None, reason="action_error")
+    reply.messages += person.messages
+    reply.slots.update(person.slots)
     return reply
 
 

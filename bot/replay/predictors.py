@@ -68,7 +68,10 @@ class InProcessPredictor:
 
 
 class HttpPredictor:
-    """A running Rasa server (the gateway's): the partial conversation is written to a scratch tracker."""
+    """A running Rasa server (the gateway's): the partial conversation is written to a scratch tracker.
+
+    ``rasa`` is the gateway's ``RasaClient``, which sends Rasa's auth token with every call.
+    """
 
     def __init__(self, rasa: Any, domain: Domain) -> None:
         self.rasa = rasa

@@ -308,9 +308,42 @@
 
   function asList(x) { return Array.isArray(x) ? x.filter(function (i) { return i && i.conversation_id; }) : []; }
 
+  // Guest conversations from one address beyond a few arrive folded (a flood must not bury the real ones).
+  var expandedFolds = new Set();
+
+  function asFolds(x) {
+    return Array.isArray(x) ? x.filter(function (f) { return f && f.client && f.count > 0; }).map(function (f) {
+      return { client: String(f.client), count: Number(f.count) || 0, conversations: asList(f.conversations) };
+    }) : [];
+  }
+
+  function foldEntry(fold) {
+    var open = expandedFolds.has(fold.client);
+    var more = fold.count + " more guest conversation" + (fold.count === 1 ? "" : "s") + " from one address";
+    var toggle = h("button", {
+      type: "button", class: "queue-fold-toggle", "data-testid": "queue-fold", "data-client": fold.client,
+      "aria-expanded": open ? "true" : "false",
+      onclick: function () {
+        if (expandedFolds.has(fold.client)) expandedFolds.delete(fold.client); else expandedFolds.add(fold.client);
+        renderQueue();
+      }
+    }, (open ? "Hide " : "Show ") + more);
+    var entry = h("li", { class: "queue-fold" }, toggle);
+    if (open) {
+      var inner = h("ul", { class: "queue-list queue-fold-list" });
+      fold.conversations.forEach(function (summary) { inner.appendChild(queueItem(summary, "live")); });
+      if (fold.conversations.length < fold.count) {
+        inner.appendChild(h("li", { class: "queue-empty" }, "… and " + (fold.count - fold.conversations.length) + " older"));
+      }
+      entry.appendChild(inner);
+    }
+    return entry;
+  }
+
   function setQueue(queue) {
     queue = queue || {};
-    state.queue = { waiting: asList(queue.waiting), mine: asList(queue.mine), live: asList(queue.live) };
+    state.queue = { waiting: asList(queue.waiting), mine: asList(queue.mine), live: asList(queue.live),
+                    folded: asFolds(queue.live_folded) };
     dom.queueError.hidden = true;
     renderQueue();
   }
@@ -325,6 +358,7 @@
 
   function findSummary(id) {
     var all = state.queue.waiting.concat(state.queue.mine, state.queue.live);
+    (state.queue.folded || []).forEach(function (f) { all = all.concat(f.conversations); });
     for (var i = 0; i < all.length; i++) if (all[i].conversation_id === id) return all[i];
     return null;
   }
@@ -340,8 +374,12 @@
       var items = state.queue[section];
       clear(list);
       items.forEach(function (summary) { list.appendChild(queueItem(summary, section)); });
-      $('[data-count="' + section + '"]').textContent = String(items.length);
-      $('[data-empty="' + section + '"]').hidden = items.length > 0;
+      var total = items.length;
+      if (section === "live") {
+        (state.queue.folded || []).forEach(function (fold) { list.appendChild(foldEntry(fold)); total += fold.count; });
+      }
+      $('[data-count="' + section + '"]').textContent = String(total);
+      $('[data-empty="' + section + '"]').hidden = total > 0;
     });
 
     if (focusedId) {
@@ -1176,7 +1214,49 @@
       });
       details.appendChild(cl);
     }
+
+    var promises = Array.isArray(cs.follow_ups) ? cs.follow_ups : [];
+    if (promises.length) {
+      details.appendChild(h("p", { class: "sub" }, "Promised check-ins"));
+      var pl = h("ul", { class: "promises" });
+      promises.forEach(function (p) { if (p) pl.appendChild(promiseNode(p)); });
+      details.appendChild(pl);
+    }
     return details;
+  }
+
+  // A promised check-in and where it stands (see PROTOCOL.md, "Promise").
+  var PROMISE_STATES = {
+    scheduled: "Scheduled", overdue: "Overdue", sent: "Sent, no answer yet",
+    answered: "Answered", with_agent: "Due while with an agent"
+  };
+  var PROMISE_OUTCOMES = { fixed: "customer says it's fixed", not_fixed: "customer says not yet" };
+
+  function promiseNode(p) {
+    var st = PROMISE_STATES.hasOwnProperty(p.state) ? p.state : "scheduled";
+    return h("li", { class: "promise", "data-state": st, "data-testid": "promise" },
+      h("span", { class: "chip promise-state promise-" + st }, PROMISE_STATES[st]),
+      " due ", p.due_at ? timeEl(p.due_at) : "—",
+      p.sent_at ? [" · sent ", timeEl(p.sent_at)] : null,
+      PROMISE_OUTCOMES.hasOwnProperty(p.outcome) ? " · " + PROMISE_OUTCOMES[p.outcome] : null,
+      st === "overdue" && p.attempts ? " · " + p.attempts + " failed attempt" + (p.attempts === 1 ? "" : "s") : null,
+      p.note ? h("span", { class: "promise-note" }, " — " + String(p.note)) : null);
+  }
+
+  // A check-in fell due while a person has (or is about to have) the conversation: the bot stayed quiet.
+  var promisesShown = new Set();
+
+  function onFollowUpDue(ev) {
+    var id = ev.conversation_id == null ? null : String(ev.conversation_id);
+    var promise = ev.follow_up && typeof ev.follow_up === "object" ? ev.follow_up : {};
+    if (!id || promisesShown.has(String(promise.id))) return;
+    promisesShown.add(String(promise.id));
+    var summary = findSummary(id);
+    var who = summary ? customerName(summary) : null;
+    toast("Check-in due" + (ev.case_id ? " on " + String(ev.case_id) : "") + (who ? " for " + who : "") +
+      ": " + (promise.note ? String(promise.note) : "ask whether the fix worked.") +
+      " The bot did not send it; please ask them yourself.", id);
+    if (id === state.currentId && !state.loading) loadConversation(id);
   }
 
   // ---------------------------------------------------------------- live events
@@ -1239,6 +1319,7 @@
       case "state": routeConversationEvent(ev, applyState); break;
       case "suggestions": routeConversationEvent(ev, applySuggestions); break;
       case "assigned": onAssigned(ev); break;
+      case "follow_up_due": onFollowUpDue(ev); break;
       case "error": if (ev.message) toast(String(ev.message), null); break;
       default: break;
     }

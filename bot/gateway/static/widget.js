@@ -45,7 +45,12 @@
   const AUTO_TYPING_MS = 15000;    // typing dots after the customer sends, until a reply
   const SERVER_TYPING_MS = 30000;  // safety net if a typing "off" never arrives
   const WELCOME_TIMEOUT_MS = 15000;
+  const OPEN_TIMEOUT_MS = 5000;    // a socket that neither opens nor fails by then is dropped and retried
   const BACKOFF_MAX_MS = 30000;
+  const RESEND_MAX_MS = 15000;     // slowest resend of a message the server could not store yet
+  // Heartbeat defaults; the server's welcome.heartbeat (settings: gateway.faults) overrides them.
+  const HEARTBEAT = { ping_ms: 1000, timeout_ms: 1500, retry_ms: 2000 };
+  const HIDDEN_TIMEOUT_MS = 10000; // background tabs run timers late: judge them on unanswered pings only
   const NOTICE_MERGE_MS = 10000;
 
   const KEY_RESUME = "mend:resume:" + ORIGIN;
@@ -57,10 +62,13 @@
     launcher: "Open support chat",
     close: "Close chat",
     statusBot: "Mend assistant",
-    statusWaiting: "Waiting for a support agent\u2026",
+    statusWaiting: "Waiting for a person\u2026",
+    statusAgent: "You're chatting with ",
     statusClosed: "Conversation closed",
     connecting: "Connecting\u2026",
     reconnecting: "Reconnecting\u2026",
+    lost: "Connection lost. Reconnecting\u2026",
+    notStored: "We can't send your message right now. It is kept here and will be sent automatically as soon as we can.",
     retryNow: "Try now",
     reload: "Reload page",
     disconnected: "Chat disconnected.",
@@ -380,6 +388,10 @@ button { cursor: pointer; }
 .msg[data-state="sending"] .meta { display: flex; }
 .msg[data-state="sending"] .meta::after { content: "Sending\\2026"; }
 .msg[data-state="sending"] .meta .ic-clock { display: inline-block; }
+.msg[data-state="retrying"] .bubble { opacity: .6; }
+.msg[data-state="retrying"] .meta { display: flex; color: #92400e; }
+.msg[data-state="retrying"] .meta::after { content: "Not sent yet, retrying\\2026"; }
+.msg[data-state="retrying"] .meta .ic-clock { display: inline-block; }
 .msg[data-state="failed"] .bubble { background: #fff; color: #991b1b; border: 1px dashed #dc2626; }
 .msg[data-state="failed"] .meta { display: flex; color: #b91c1c; }
 .msg[data-state="failed"] .meta::after { content: "Not sent"; }
@@ -453,6 +465,14 @@ button { cursor: pointer; }
   let reconnectTimer = null;
   let welcomeTimer = null;
   let connectingTimer = null;
+  let openTimer = null;
+  let heartbeatTimer = null;
+  let heartbeat = HEARTBEAT;
+  let lastHeard = 0;           // when the current socket last brought anything
+  let lastPing = 0;
+  let pingOutstanding = 0;     // when the oldest unanswered ping was sent (0: none)
+  let resendTimer = null;
+  let resendDelay = 0;         // grows while the server keeps answering "not stored"
   let typingTimer = null;
 
   let status = "bot";
@@ -586,6 +606,7 @@ button { cursor: pointer; }
     });
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && started && !ws && !terminal) connect();
+      if (!document.hidden && ws && ready) { lastHeard = Date.now(); lastPing = 0; beat(); }  // timers ran late meanwhile
     });
 
     // Unsent messages from an earlier visit are shown right away, then resent after welcome.
@@ -650,7 +671,7 @@ button { cursor: pointer; }
     status = ["bot", "waiting", "agent", "closed"].indexOf(next) >= 0 ? next : "bot";
     let text = TEXT.statusBot;
     if (status === "waiting") text = TEXT.statusWaiting;
-    else if (status === "agent") text = (agentName || "A support agent") + " (support agent) has joined";
+    else if (status === "agent") text = TEXT.statusAgent + (agentName || "a support agent");
     else if (status === "closed") text = TEXT.statusClosed;
     statusEl.textContent = text;
     statusEl.setAttribute("data-status", status);
@@ -870,7 +891,7 @@ button { cursor: pointer; }
     if (ws && (ws.readyState === 0 || ws.readyState === 1)) return;
     ready = false;
     if (everWelcomed || attempt > 0) {
-      showConn(TEXT.reconnecting, "info", null);
+      showConn(everWelcomed ? TEXT.lost : TEXT.reconnecting, everWelcomed ? "error" : "info", null);
     } else {
       window.clearTimeout(connectingTimer);
       connectingTimer = window.setTimeout(() => { if (!ready && !terminal) showConn(TEXT.connecting, "info", null); }, 700);
@@ -883,6 +904,10 @@ button { cursor: pointer; }
       return;
     }
     ws = sock;
+    window.clearTimeout(openTimer);
+    openTimer = window.setTimeout(() => {
+      if (ws === sock && sock.readyState !== 1) dropSocket(TEXT.lost);  // the server accepts but never answers
+    }, OPEN_TIMEOUT_MS);
     sock.onopen = () => {
       if (ws !== sock) return;
       sendFrame({ type: "hello", token: TOKEN, resume: lsGet(KEY_RESUME) || null });
@@ -893,6 +918,7 @@ button { cursor: pointer; }
     };
     sock.onmessage = (event) => {
       if (ws !== sock) return;
+      lastHeard = Date.now();
       let data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (data && typeof data === "object") handle(data);
@@ -903,6 +929,8 @@ button { cursor: pointer; }
       ws = null;
       ready = false;
       window.clearTimeout(welcomeTimer);
+      window.clearTimeout(openTimer);
+      stopHeartbeat();
       hideTyping();
       if (event.code === 4401) {
         expire(null);
@@ -923,8 +951,57 @@ button { cursor: pointer; }
     const base = Math.min(BACKOFF_MAX_MS, 1000 * Math.pow(2, attempt));
     attempt += 1;
     const delay = base + Math.floor(Math.random() * Math.min(base * 0.25, 5000));
-    showConn(TEXT.reconnecting, "info", TEXT.retryNow);
+    showConn(everWelcomed ? TEXT.lost : TEXT.reconnecting, everWelcomed ? "error" : "info", TEXT.retryNow);
     reconnectTimer = window.setTimeout(connect, delay);
+  }
+
+  // A socket that went quiet (no pong) or never opened: stop listening to it and reconnect.
+  function dropSocket(text) {
+    const sock = ws;
+    ws = null;
+    ready = false;
+    stopHeartbeat();
+    window.clearTimeout(welcomeTimer);
+    window.clearTimeout(openTimer);
+    hideTyping();
+    if (sock) {
+      sock.onopen = null; sock.onmessage = null; sock.onerror = null; sock.onclose = null;
+      try { sock.close(4000, "no answer"); } catch (e) { /* ignore */ }
+    }
+    if (terminal) return;
+    scheduleReconnect();
+    if (text) showConn(text, "error", TEXT.retryNow);
+  }
+
+  /* ------------------------------------------------------------------ heartbeat */
+
+  // The widget pings; any frame from the server counts as an answer. No answer for heartbeat.timeout_ms
+  // (a dead server, a dropped network, a suspended process) shows the lost connection and reconnects.
+  function startHeartbeat() {
+    stopHeartbeat();
+    lastHeard = Date.now();
+    lastPing = 0;
+    pingOutstanding = 0;
+    heartbeatTimer = window.setInterval(beat, 250);
+  }
+  function stopHeartbeat() {
+    window.clearInterval(heartbeatTimer);
+    heartbeatTimer = null;
+    pingOutstanding = 0;
+  }
+  function beat() {
+    if (!ws || !ready) return;
+    const now = Date.now();
+    const silent = document.hidden ? (pingOutstanding && now - pingOutstanding > HIDDEN_TIMEOUT_MS)
+      : now - lastHeard > heartbeat.timeout_ms;
+    if (silent) {
+      dropSocket(TEXT.lost);
+      return;
+    }
+    if (now - lastPing >= heartbeat.ping_ms && sendFrame({ type: "ping" })) {
+      lastPing = now;
+      if (!pingOutstanding) pingOutstanding = now;
+    }
   }
 
   function stopForGood(text, connLine) {
@@ -939,6 +1016,8 @@ button { cursor: pointer; }
     logEl.querySelectorAll('.qr:not([data-used="true"])').forEach(disableGroup);
     showConn(connLine, "error", TEXT.reload);
     if (first && text) appendNotice(text, { alert: true });
+    stopHeartbeat();
+    window.clearTimeout(resendTimer);
     if (ws) { try { ws.close(1000); } catch (e) { /* ignore */ } }
   }
   function expire(message) {
@@ -957,9 +1036,13 @@ button { cursor: pointer; }
       case "ack": onAck(d); break;
       case "message": if (d.message && typeof d.message === "object") onMessage(d.message); break;
       case "typing": if (d.on) showTyping(SERVER_TYPING_MS); else hideTyping(); break;
+      case "pong": pingOutstanding = 0; break;
+      case "status": onStatus(d); break;
+      case "notice": if (typeof d.message === "string" && d.message.trim()) appendNotice(d.message, { local: true }); break;
       case "agent_joined": onAgent(true, d.name); break;
       case "agent_left": onAgent(false, d.name); break;
       case "error": onError(d); break;
+      case "resume": if (typeof d.resume === "string" && d.resume) lsSet(KEY_RESUME, d.resume); break;
       default: break;
     }
   }
@@ -971,6 +1054,13 @@ button { cursor: pointer; }
     attempt = 0;
     hideConn();
     hideTyping();
+    const hb = d.heartbeat && typeof d.heartbeat === "object" ? d.heartbeat : {};
+    heartbeat = {
+      ping_ms: Number(hb.ping_ms) >= 100 ? Number(hb.ping_ms) : HEARTBEAT.ping_ms,
+      timeout_ms: Number(hb.timeout_ms) >= 200 ? Number(hb.timeout_ms) : HEARTBEAT.timeout_ms,
+      retry_ms: Number(hb.retry_ms) >= 100 ? Number(hb.retry_ms) : HEARTBEAT.retry_ms,
+    };
+    startHeartbeat();
     if (typeof d.resume === "string" && d.resume) lsSet(KEY_RESUME, d.resume);
     customerName = d.customer && d.customer.name ? String(d.customer.name) : null;
     agentName = d.agent && d.agent.name ? String(d.agent.name) : null;
@@ -998,6 +1088,13 @@ button { cursor: pointer; }
     if (!d.client_id) return;
     const clientId = String(d.client_id);
     removePending(clientId);
+    if (!loadPending().length) {
+      // Everything the customer wrote is stored again: the outage notice goes.
+      window.clearTimeout(resendTimer);
+      resendTimer = null;
+      resendDelay = 0;
+      if (connText.textContent === TEXT.notStored || connText.textContent === notStoredText) hideConn();
+    }
     const el = byClientId.get(clientId);
     if (el) {
       setState(el, "sent");
@@ -1069,8 +1166,12 @@ button { cursor: pointer; }
       expire(message);
       return;
     }
-    if (code === "origin_forbidden") {
+    if (code === "origin_forbidden" || code === "too_many_conversations") {
       refuse(message);
+      return;
+    }
+    if (code === "not_stored") {
+      notStored(d, message);
       return;
     }
     if (d.client_id) {
@@ -1081,6 +1182,30 @@ button { cursor: pointer; }
       hideTyping();
     }
     appendNotice(message || "Something went wrong. Please try again.", { alert: true });
+  }
+
+  // The server could not store a message (its database is down): keep it, say so, resend it with backoff.
+  let notStoredText = null;
+  function notStored(d, message) {
+    hideTyping();
+    const el = d.client_id ? byClientId.get(String(d.client_id)) : null;
+    if (el) setState(el, "retrying");
+    notStoredText = message || TEXT.notStored;
+    showConn(notStoredText, "error", null);
+    const first = Number(d.retry_ms) >= 100 ? Number(d.retry_ms) : heartbeat.retry_ms;
+    resendDelay = resendDelay ? Math.min(RESEND_MAX_MS, Math.round(resendDelay * 1.5)) : first;
+    if (resendTimer) return;  // one resend round for all the messages waiting
+    resendTimer = window.setTimeout(() => {
+      resendTimer = null;
+      if (ready) loadPending().forEach(sendEntry);
+    }, resendDelay);
+  }
+
+  function onStatus(d) {
+    const name = d.agent && typeof d.agent.name === "string" && d.agent.name.trim() ? d.agent.name.trim() : null;
+    if (d.status === "agent") agentName = name || agentName;
+    else agentName = null;
+    setStatus(d.status);
   }
 
   /* ------------------------------------------------------------------ public API */
