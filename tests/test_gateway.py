@@ -39,7 +39,8 @@ async def gateway(live_bot, tmp_path):
     """The gateway in this process, in front of the live bot (its Rasa, action server and case database)."""
     url = live_bot.case_db_url
     with session_scope(url) as session:  # each test starts with every earlier conversation ended
-        session.query(ChatConversation).update({"status": "closed", "assigned_agent": None})
+        # every earlier conversation ended, and no agent history from other suites on the shared live bot
+        session.query(ChatConversation).update({"status": "closed", "assigned_agent": None, "last_agent": None})
         session.query(ThrottleEvent).delete()  # ... and no failed attempts counted from earlier tests
     _account(url, "maria", "Maria")
     _account(url, "omar", "Omar")
