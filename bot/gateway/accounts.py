@@ -83,12 +83,5 @@ def authenticate(session: Session, username: str, password: str) -> Optional[Sta
     return Staff(account.username, account.display_name, account.role)
 
 
-def find_staff(session: Session, username: str) -> Optional[Staff]:
-    account = session.query(Account).filter(Account.username == username).first()
-    if account is None or account.disabled:
-        return None
-    return Staff(account.username, account.display_name, account.role)
-
-
 def any_accounts(session: Session) -> bool:
     return session.query(Account.id).first() is not None
