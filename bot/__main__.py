@@ -84,6 +84,7 @@ mend is running.
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)  # the terminal closed: stop the services too, never orphan them
     _supervisor_log(services.log_dir / "supervisor.log")
     supervisor = services.supervise()
     try:
@@ -93,7 +94,10 @@ mend is running.
                 print("mend: the supervisor stopped unexpectedly; stopping Mend", file=sys.stderr)
                 return 1
     finally:
-        print("mend: stopping...")
+        try:
+            print("mend: stopping...", flush=True)
+        except OSError:  # `make run | tee log` and Ctrl-C: the pipe is gone, the services must stop anyway
+            pass
         services.stop()
     return 0
 
