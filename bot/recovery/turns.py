@@ -422,12 +422,8 @@ def answer_check_in(turn: TurnInput, session: Session, fixed: bool) -> TurnReply
     if case_id:
         repo.record_follow_up_outcome(session, case_id, "not_fixed")
         repo.reopen_case(session, case_id, "the customer says it is not sorted yet (check-in)")
-    reply = TurnReply().say("I'm sorry it isn't sorted yet. I've reopened your case and I'm bringing in a colleague "
-                            "who can take it further.")
-    person = handoff(turn, session, reason="follow_up_not_fixed")
-    reply.messages += person.messages
-    reply.slots.update(person.slots)
-    return reply
+    return say_then_hand_off(turn, session, "I'm sorry it isn't sorted yet. I've reopened your case and I'm bringing "
+                             "in a colleague who can take it further.", reason="follow_up_not_fixed")
 
 
 # -- people -----------------------------------------------------------------------------------
@@ -468,6 +464,15 @@ def handoff(turn: TurnInput, session: Optional[Session], reason: str) -> TurnRep
     return reply
 
 
+def say_then_hand_off(turn: TurnInput, session: Optional[Session], text: str, reason: str) -> TurnReply:
+    """Tell the customer why, then queue for a person: every path where the bot cannot go on."""
+    reply = TurnReply().say(text)
+    person = handoff(turn, session, reason=reason)
+    reply.messages += person.messages
+    reply.slots.update(person.slots)
+    return reply
+
+
 def waiting_for_agent(turn: TurnInput, session: Optional[Session]) -> TurnReply:
     return TurnReply().say("A colleague has your conversation and the full history, and will reply here. "
                            "I've added your message to the case.")
@@ -479,11 +484,8 @@ def fallback(turn: TurnInput, session: Optional[Session]) -> TurnReply:
     if not (turn.text or "").strip():
         return TurnReply().say("Your message came through empty. What can I help you with?")
     if turn.failed_turns >= int(section("handoff").get("failed_turns", 2)):
-        reply = TurnReply().say("I'm sorry, I'm not understanding you well enough to help.")
-        other = handoff(turn, session, reason="bot_failed")
-        reply.messages += other.messages
-        reply.slots.update(other.slots)
-        return reply
+        return say_then_hand_off(turn, session, "I'm sorry, I'm not understanding you well enough to help.",
+                                 reason="bot_failed")
     return TurnReply().say("Sorry, I didn't quite get that. Could you put it another way? "
                            "You can also ask for a person at any time.")
 
@@ -496,12 +498,8 @@ def database_outage(turn: TurnInput) -> TurnReply:
     """
     if turn.slot("handed_off"):
         return waiting_for_agent(turn, None)
-    reply = TurnReply().say("I'm sorry: I can't reach our case system right now, so I can't look up your "
-                            "order. Your message is saved.")
-    person = handoff(turn, None, reason="case_db_unavailable")
-    reply.messages += person.messages
-    reply.slots.update(person.slots)
-    return reply
+    return say_then_hand_off(turn, None, "I'm sorry: I can't reach our case system right now, so I can't look up "
+                             "your order. Your message is saved.", reason="case_db_unavailable")
 
 
 def unexpected_failure(turn: TurnInput) -> TurnReply:
@@ -511,11 +509,8 @@ def unexpected_failure(turn: TurnInput) -> TurnReply:
     """
     if turn.slot("handed_off"):
         return waiting_for_agent(turn, None)
-    reply = TurnReply().say("Sorry, something went wrong on my side. Your message is saved.")
-    person = handoff(turn, None, reason="action_error")
-    reply.messages += person.messages
-    reply.slots.update(person.slots)
-    return reply
+    return say_then_hand_off(turn, None, "Sorry, something went wrong on my side. Your message is saved.",
+                             reason="action_error")
 
 
 def _customer_asked_for_person(turn: TurnInput, session: Optional[Session]) -> TurnReply:
