@@ -86,3 +86,16 @@ def test_cues_explain_frustration():
     assert {"repeat contact", "capitals", "exclamations", "insult", "threat to leave", "profanity"} <= kinds
     assert CueDetector().detect("Hello, my parcel seems late, could you check?").cues == []
     assert CueDetector().detect("").cues == [] and CueDetector().detect("\x00\x01 🙂 " * 1000).counts["profanity"] == 0
+
+
+def test_cues_do_not_fire_on_codes_or_words_that_merely_contain_a_swear_word():
+    detector = CueDetector()
+    calm = ["Could you assist me? Thanks for the assistance with my asset transfer.",
+            "I need the bulletin about my booking, flight LHR to JFK, ref ABC123 on the SKU page",
+            "The crepe pan and the bullet blender arrived, the PIN for the UPS locker is on the SMS"]
+    for text in calm:
+        report = detector.detect(text)
+        assert report.counts["profanity"] == 0 and report.counts["capitals"] == 0, (text, report.cues)
+    assert detector.detect("this is bullshit, what an ass").counts["profanity"] == 2
+    assert detector.detect("WHERE IS MY PARCEL").counts["capitals"] >= 1
+    assert detector.detect("why is it NEVER ON TIME").counts["capitals"] >= 1

@@ -85,7 +85,9 @@ class CueDetector:
         letters = _LETTERS.findall(text)
         uppercase = sum(1 for ch in letters if ch.isupper())
         report.capital_ratio = uppercase / len(letters) if letters else 0.0
-        shouted = [w for w in _SHOUTED_WORD.findall(text) if w.strip("'") not in _ACRONYMS and len(w) > 2]
+        # Codes and abbreviations (airport codes, SKUs, "LHR to JFK") are two or three capitals: not shouting.
+        # A message written all in capitals still counts through the ratio below.
+        shouted = [w for w in _SHOUTED_WORD.findall(text) if w.strip("'") not in _ACRONYMS and len(w.strip("'")) >= 4]
         if len(shouted) >= 2 or (report.capital_ratio > 0.6 and len(letters) >= 8):
             report.counts["capitals"] = max(1, len(shouted))
             report.cues.append(f"capitals: \"{' '.join(shouted[:4])}\"")
