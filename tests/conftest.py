@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -65,8 +66,15 @@ def live_bot(tmp_path_factory) -> Iterator[str]:
     base = int(os.environ.get("MEND_TEST_PORT_BASE", "5305"))
     services = Services(rasa_port=base, actions_port=base + 50, tracker_db=directory / "tracker.db",
                         env={"MEND_DATABASE_URL": url}, log_dir=directory / "log")
+    with running(services, url):
+        yield services
+
+
+@contextmanager
+def running(services: Any, case_db_url: str) -> Iterator[Any]:
+    """Start a stack of Mend's processes, tagged with its case database; stop it whatever happens."""
     services.start()
-    services.case_db_url = url  # type: ignore[attr-defined]
+    services.case_db_url = case_db_url
     try:
         yield services
     finally:

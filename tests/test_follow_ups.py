@@ -34,7 +34,7 @@ from bot.gateway.identity import sign_customer_token
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.routing import Database, Router
 from bot.settings import DEFAULT_FILE
-from tests.conftest import _reset
+from tests.conftest import _reset, running
 
 TOKEN_SECRET = "follow-up-test-customer-secret-long-enough-for-hs256"
 SESSION_SECRET = "follow-up-test-session-secret-long-enough-for-hs256"
@@ -278,12 +278,8 @@ def product(tmp_path_factory):
                         env={"MEND_DATABASE_URL": url, "MEND_SETTINGS_FILE": str(settings_file),
                              "MEND_CUSTOMER_TOKEN_SECRET": TOKEN_SECRET, "MEND_SESSION_SECRET": SESSION_SECRET,
                              "RASA_TELEMETRY_ENABLED": "false"})
-    services.start()
-    services.case_db_url = url  # type: ignore[attr-defined]
-    try:
+    with running(services, url):
         yield services
-    finally:
-        services.stop()
 
 
 async def _until_handled(url: str, conversation_id: str, timeout: float = 60) -> None:

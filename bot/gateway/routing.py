@@ -218,7 +218,8 @@ class Router:
                     await self._post(conversation_id, "system", STORED_AFTER_OUTAGE)
                     await self._to_agent(conversation_id, message_id, text)
                 elif conversation.status == "bot":
-                    await self._to_bot(conversation_id, conversation.customer_id, message_id, payload or text)
+                    await self._to_bot(conversation_id, conversation.customer_id, message_id, payload or text,
+                                       conversation.client_key)
                 else:
                     await self._to_agent(conversation_id, message_id, text)
             except Exception as error:
@@ -252,9 +253,12 @@ class Router:
             logger.warning("Rasa never answered %s: %s", conversation_id, error)
             return [], True
 
-    async def _to_bot(self, conversation_id: str, customer_id: Optional[str], message_id: int, text: str) -> None:
+    async def _to_bot(self, conversation_id: str, customer_id: Optional[str], message_id: int, text: str,
+                      client_key: Optional[str] = None) -> None:
         await self.hub.to_widgets(conversation_id, {"type": "typing", "on": True, "who": "bot"})
-        metadata = {"customer_id": customer_id} if customer_id else {}
+        metadata: Dict[str, Any] = {"customer_id": customer_id} if customer_id else {}
+        if client_key:  # the opening client's keyed hash, for limits the bot counts (never the address)
+            metadata["client_key"] = client_key
         try:
             replies, too_slow = await self._ask_bot(conversation_id, text, metadata)
         except RasaUnavailable as error:

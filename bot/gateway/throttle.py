@@ -18,7 +18,6 @@ from typing import Iterable, Optional, Sequence
 from sqlalchemy.orm import Session
 
 from bot.casedb import repository as repo
-from bot.casedb.models import ChatConversation
 from bot.settings import section
 
 RETENTION = timedelta(days=2)  # longer than every window; older attempts are pruned now and then
@@ -179,11 +178,8 @@ def email_key(email: str) -> str:
     return keyed_hash(_hash_secret(), "email", normalize(email))
 
 
-def conversation_client_key(session: Session, conversation_id: str, metadata: Optional[dict] = None) -> Optional[str]:
-    """The client key the gateway stored for the conversation (or passed in the message metadata)."""
-    conversation = session.get(ChatConversation, conversation_id) if conversation_id else None
-    if conversation is not None and conversation.client_key:
-        return conversation.client_key
+def message_client_key(metadata: Optional[dict]) -> Optional[str]:
+    """The client key the gateway passes with each message (in the tracker): no second copy to look up."""
     claimed = (metadata or {}).get("client_key")
     return claimed[:64] if isinstance(claimed, str) and claimed.strip() else None
 

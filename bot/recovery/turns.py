@@ -176,7 +176,7 @@ def verify(turn: TurnInput, session: Session) -> TurnReply:
     from bot.gateway import throttle  # limits across conversations: per email and per client address
 
     email_key = throttle.email_key(email)
-    address_key = throttle.conversation_client_key(session, turn.conversation_id, turn.metadata)
+    address_key = throttle.message_client_key(turn.metadata)
     locked = throttle.verification_locked(session, email_key, address_key)
     customer_id = repo.verify_customer(session, email, order_id)  # looked up either way: the same answer time
     if locked or customer_id is None:
