@@ -17,7 +17,7 @@ from aiohttp import web
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 
-from bot.casedb.models import ChatConversation
+from bot.casedb.models import Account, ChatConversation
 from bot.gateway import accounts
 from bot.gateway.api_errors import ApiError, api_errors, json_object
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
@@ -121,7 +121,27 @@ class Trainer:
                                   name=name, source=source)
         if kind == "story":
             self._outcomes[item_id] = "passed" if result.passed else "failed"
+        names, holder = await self._agent_names(item_id)
+        for turn in result.turns:
+            for action in turn.actions:
+                if action.by_agent:
+                    action.agent = action.agent or holder
+                    action.agent_name = names.get(action.agent or "", action.agent) if action.agent else None
         return result.as_dict()
+
+    async def _agent_names(self, item_id: str) -> Tuple[Dict[str, str], Optional[str]]:
+        """Display names of the staff, and who held a recorded conversation (when its events do not say)."""
+        conversation_id = item_id[len("conversation:"):] if item_id.startswith("conversation:") else None
+
+        def read(session: Any) -> Tuple[Dict[str, str], Optional[str]]:
+            names = {a.username: a.display_name for a in session.query(Account.username, Account.display_name)}
+            holder = None
+            if conversation_id:
+                conversation = session.get(ChatConversation, conversation_id[:200])
+                holder = conversation and (conversation.last_agent or conversation.assigned_agent)
+            return names, holder or None
+
+        return await self.db.run(read)
 
     async def export(self, body: Dict[str, Any]) -> Dict[str, Any]:
         item_id = body.get("id")
@@ -135,8 +155,9 @@ class Trainer:
         except (TypeError, ValueError) as error:
             raise TrainerError(400, "Corrections must map step numbers to actions.") from error
         kind, name, _, events = await self._events_of(item_id)
+        names, _ = await self._agent_names(item_id)
         try:
-            text = to_test_story(events, str(body.get("name") or name), await self.domain(), corrections)
+            text = to_test_story(events, str(body.get("name") or name), await self.domain(), corrections, names)
         except ExportError as error:
             raise TrainerError(400, str(error)) from error
         saved = None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 
 from bot.replay.conformance import conformance
+from bot.replay.holders import by_position, normalized
 from bot.replay.predictors import Prediction
 from bot.replay.result import ActionStep, Replay, Turn, UserStep
-from bot.replay.stories import NOT_PREDICTED
 
 LISTEN = "action_listen"
 
@@ -28,16 +28,14 @@ def _start(events: List[Event]) -> int:
 
 
 def _after_action(events: List[Event], index: int) -> Dict[str, Any]:
-    """The playbook step set and the text said by the action at ``index`` (events up to the next action or user)."""
-    step, texts = None, []
+    """The playbook step set by the action at ``index`` (events up to the next action or user message)."""
+    step = None
     for event in events[index + 1:]:
         if isinstance(event, (ActionExecuted, UserUttered)):
             break
         if isinstance(event, SlotSet) and event.key == "playbook_step" and event.value:
             step = str(event.value)
-        if isinstance(event, BotUttered) and event.text:
-            texts.append(event.text)
-    return {"playbook_step": step, "bot_text": texts}
+    return {"playbook_step": step}
 
 
 def _user_step(event: UserUttered, parse: Optional[Dict[str, Any]]) -> UserStep:
@@ -49,19 +47,25 @@ def _user_step(event: UserUttered, parse: Optional[Dict[str, Any]]) -> UserStep:
         text=event.text or "", intent=intent, expected_intent=expected,
         intent_confidence=(parsed.get("intent") or {}).get("confidence"),
         issue_type=parsed.get("issue_type") if isinstance(parsed.get("issue_type"), dict) else None,
-        frustration=parsed.get("frustration") if isinstance(parsed.get("frustration"), dict) else None,
+        # A tap ("/deny") is not re-parsed into a reading: keep the one the tracking recorded.
+        frustration=next((f for f in (parsed.get("frustration"), recorded.get("frustration")) if isinstance(f, dict)), None),
         diverged=bool(parse is not None and event.text and expected and intent != expected),
     )
 
 
 async def replay(predictor: Any, events: List[Event], *, id: str, kind: str, name: str, source: str) -> Replay:
-    """Replay ``events`` against ``predictor``, turn by turn."""
+    """Replay ``events`` against ``predictor``, turn by turn.
+
+    Steps a person took while holding the conversation (see ``holders``) are shown with their
+    words and never predicted or judged: they are not the bot's.
+    """
+    events = normalized(events)
     start = _start(events)
+    taken = by_position(events)
     await predictor.reset(f"replay-{kind}", events[:start])
     result = Replay(id=id, kind=kind, name=name, source=source, events=[e.as_dict() for e in events])
     turn = Turn(index=0, user=None)
     step = 0
-    with_agent = False
     try:
         for position in range(start, len(events)):
             event = events[position]
@@ -72,24 +76,28 @@ async def replay(predictor: Any, events: List[Event], *, id: str, kind: str, nam
                 parse = await predictor.parse(event.text) if event.text else None
                 turn.user = _user_step(event, parse)
                 turn.timestamp = event.timestamp
-            elif isinstance(event, ActionExecuted) and (event.action_name or event.action_text) not in NOT_PREDICTED:
-                expected = event.action_name or event.action_text or ""
-                prediction: Prediction = await predictor.predict()
+            elif position in taken:
+                who = taken[position]
+                expected = who.action
                 after = _after_action(events, position)
-                by_agent = with_agent or event.policy == "agent"
-                turn.actions.append(ActionStep(
-                    step=step, expected=expected, predicted=prediction.action, policy=prediction.policy,
-                    confidence=round(prediction.confidence, 4) if prediction.confidence is not None else None,
-                    runner_ups=[r for r in prediction.ranking if r["action"] != prediction.action
-                                and r["confidence"] >= 0.005 and r["action"].startswith(("utter_", "action_"))][:3],
-                    diverged=prediction.action != expected and not by_agent, by_agent=by_agent, **after))
+                if who.by_agent:
+                    turn.actions.append(ActionStep(
+                        step=step, expected=expected, predicted=None, policy=None, confidence=None,
+                        playbook_step=after["playbook_step"], by_agent=True, agent=who.agent, agent_text=who.texts))
+                else:
+                    prediction: Prediction = await predictor.predict()
+                    turn.actions.append(ActionStep(
+                        step=step, expected=expected, predicted=prediction.action, policy=prediction.policy,
+                        confidence=round(prediction.confidence, 4) if prediction.confidence is not None else None,
+                        runner_ups=[r for r in prediction.ranking if r["action"] != prediction.action
+                                    and r["confidence"] >= 0.005 and r["action"].startswith(("utter_", "action_"))][:3],
+                        diverged=prediction.action != expected, playbook_step=after["playbook_step"],
+                        bot_text=who.texts))
                 step += 1
-            elif isinstance(event, SlotSet) and event.key == "handed_off":
-                with_agent = bool(event.value)
             await predictor.apply(event)
         if turn.user is not None or turn.actions:
             result.turns.append(turn)
     finally:
         await predictor.close()
-    result.conformance = conformance(events, result.turns)
+    result.conformance = conformance(events, result.turns, taken, kind)
     return result

@@ -33,13 +33,18 @@ def print_replay(replay: Replay, out: TextIO, verbose: bool = True) -> None:
                       f"issue {(user.issue_type or {}).get('name', '-')}, frustration {frustration.get('level', '-')} "
                       f"{frustration.get('score', '')} ({cues}){flag}\n")
         for action in turn.actions:
+            if action.by_agent:
+                who = action.agent_name or action.agent or "an agent"
+                sent = "" if action.expected == "action_listen" else f" sent {action.expected}"
+                out.write(f"       step {action.step:>3}: {who} (a person had the conversation; not judged){sent}\n")
+                for text in action.agent_text:
+                    out.write(f"                 agent said: {text[:100]!r}\n")
+                continue
             others = ", ".join(f"{r['action']} {_pct(r['confidence']).strip()}" for r in action.runner_ups)
             line = (f"       step {action.step:>3}: expected {action.expected:<28} predicted {action.predicted:<28} "
                     f"{action.policy or '-'} {_pct(action.confidence)}")
             if action.playbook_step:
                 line += f"  [{action.playbook_step}]"
-            if action.by_agent:
-                line += "  (a person had the conversation)"
             if action.diverged:
                 line += "  <<< DIVERGES"
             out.write(line + "\n")
@@ -59,9 +64,11 @@ def print_summary(replays: List[Replay], seconds: float, out: TextIO) -> None:
     total = summed([r.conformance for r in replays])
     out.write(f"\n{len(replays) - len(failed)} passed, {len(failed)} failed, {len(replays)} stories/conversations, "
               f"{turns} turns in {seconds:.1f} s ({seconds * 1000 / max(turns, 1):.1f} ms per turn)\n")
-    out.write("playbook over the set: " + ", ".join(f"{s} {n}/{total['conversations']}"
-                                                    for s, n in total["steps_done"].items())
+    out.write(f"playbook over the {total['counted']} of {total['conversations']} replays that can be measured: "
+              + ", ".join(f"{s} {n}/{total['counted']}" for s, n in total["steps_done"].items())
               + f"; re-explanations {total['re_explanations']}; out of order {total['out_of_order']}\n")
+    for reason, count in total["not_counted"].items():
+        out.write(f"  not counted: {count} (because {reason})\n")
     for replay in failed:
         out.write(f"  FAILED {replay.name}: {replay.first_divergence()}\n")
 

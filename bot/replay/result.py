@@ -20,14 +20,17 @@ class UserStep:
 class ActionStep:
     step: int
     expected: str
-    predicted: str
+    predicted: Optional[str]  # None for a person's step: the bot is not asked
     policy: Optional[str]
     confidence: Optional[float]
     runner_ups: List[Dict[str, Any]] = field(default_factory=list)
     playbook_step: Optional[str] = None
     diverged: bool = False
-    bot_text: List[str] = field(default_factory=list)
-    by_agent: bool = False  # a person had the conversation: shown, not counted as the bot's divergence
+    bot_text: List[str] = field(default_factory=list)  # the bot's words only
+    by_agent: bool = False  # a person had the conversation: shown, never judged as the bot's
+    agent: Optional[str] = None  # the agent's username, when the conversation says who
+    agent_name: Optional[str] = None  # their display name (filled in by the trainer page)
+    agent_text: List[str] = field(default_factory=list)  # the agent's words with this step
 
 
 @dataclass
@@ -53,6 +56,15 @@ class Replay:
         return sum(1 for t in self.turns for a in t.actions if a.diverged) + \
             sum(1 for t in self.turns if t.user is not None and t.user.diverged)
 
+    def step_counts(self) -> Dict[str, int]:
+        """Steps judged (the bot's), as expected, diverged, and the ones a person took (not judged)."""
+        actions = [a for t in self.turns for a in t.actions]
+        bot = [a for a in actions if not a.by_agent]
+        return {"bot_steps": len(bot), "bot_steps_as_expected": sum(1 for a in bot if not a.diverged),
+                "agent_steps": len(actions) - len(bot),
+                "customer_messages": sum(1 for t in self.turns if t.user is not None),
+                "intent_divergences": sum(1 for t in self.turns if t.user is not None and t.user.diverged)}
+
     @property
     def passed(self) -> bool:
         return self.divergences == 0
@@ -74,5 +86,5 @@ class Replay:
 
     def as_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "name": self.name, "source": self.source, "passed": self.passed,
-                "divergences": self.divergences, "turns": [asdict(t) for t in self.turns],
+                "divergences": self.divergences, **self.step_counts(), "turns": [asdict(t) for t in self.turns],
                 "frustration": self.frustration(), "conformance": self.conformance}

@@ -495,51 +495,91 @@
     dom.replaySummary.hidden = false;
   }
 
+  /**
+   * The playbook over a set of replays, counted as bot/replay/conformance.py ``summed`` counts it:
+   * only replays that can be measured (the customer complained, and the playbook steps are known)
+   * are in the counts; the others are listed with the reason. "Learn" happens after the
+   * conversation (the case review), so it is never expected in one and not counted.
+   */
   function summedConformance(replays) {
     var n = replays.length;
+    var counted = [];
+    var reasons = {};
+    replays.forEach(function (r) {
+      var c = r.conformance || {};
+      if (c.counted === false) {
+        var why = isStr(c.not_counted_reason) ? c.not_counted_reason : "it cannot be measured";
+        reasons[why] = (reasons[why] || 0) + 1;
+      } else {
+        counted.push(c);
+      }
+    });
+    var m = counted.length;
+    var steps = PLAYBOOK_STEPS.filter(function (st) { return st !== "learn"; });
     var counts = {};
-    PLAYBOOK_STEPS.forEach(function (st) { counts[st] = 0; });
-    var extra = [];
+    var byAgent = {};
+    steps.forEach(function (st) { counts[st] = 0; byAgent[st] = 0; });
     var reExplanations = 0;
     var ackTurns = [];
     var ackSeconds = [];
     replays.forEach(function (r) {
       var c = r.conformance || {};
-      var done = Array.isArray(c.steps_done) ? c.steps_done : [];
-      var seen = {};
-      done.forEach(function (st) {
-        if (!isStr(st) || seen[st]) return;
-        seen[st] = true;
-        if (!(st in counts)) { counts[st] = 0; extra.push(st); }
-        counts[st] += 1;
-      });
       if (Array.isArray(c.re_explanations)) reExplanations += c.re_explanations.length;
+    });
+    counted.forEach(function (c) {
+      var done = Array.isArray(c.steps_done) ? c.steps_done : [];
+      var agentDone = Array.isArray(c.steps_by_agent) ? c.steps_by_agent : [];
+      steps.forEach(function (st) {
+        if (done.indexOf(st) >= 0) counts[st] += 1;
+        if (agentDone.indexOf(st) >= 0) byAgent[st] += 1;
+      });
       var ca = c.complaint_to_acknowledgement;
       if (ca && isNum(ca.turns)) ackTurns.push(ca.turns);
       if (ca && isNum(ca.seconds)) ackSeconds.push(ca.seconds);
     });
 
-    var box = h("div", { class: "summed-conformance" });
-    var table = h("table", { class: "conformance-table" },
-      h("caption", null, "Playbook conformance over " + plural(n, "replay", "replays")),
-      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Step"), h("th", { scope: "col" }, "Done in"))));
-    var tbody = h("tbody");
-    PLAYBOOK_STEPS.concat(extra).forEach(function (st) {
-      var k = counts[st];
-      tbody.appendChild(h("tr", { "data-step": st, class: k === 0 ? "is-never" : (k === n ? "is-always" : null) },
-        h("th", { scope: "row" }, stepLabel(st)),
-        h("td", null, k + " of " + n)));
-    });
-    table.appendChild(tbody);
-    box.appendChild(table);
+    var box = h("div", { class: "summed-conformance", "data-testid": "summed-conformance" });
+    box.appendChild(h("p", { class: "conformance-scope", "data-testid": "conformance-scope", "data-counted": m, "data-total": n },
+      m === n
+        ? "Counted: all " + plural(n, "replay", "replays") + " (in each one the customer complained and the playbook steps are known)."
+        : "Counted: " + m + " of " + plural(n, "replay", "replays") +
+          " (those where the customer complained and the playbook steps are known)."));
+    var reasonKeys = Object.keys(reasons);
+    if (reasonKeys.length) {
+      var why = h("ul", { class: "not-counted", "data-testid": "not-counted" });
+      reasonKeys.forEach(function (reason) {
+        why.appendChild(h("li", null, "Not counted: " + plural(reasons[reason], "replay", "replays") + ", because " + reason + "."));
+      });
+      box.appendChild(why);
+    }
+    if (!m) {
+      box.appendChild(h("p", { class: "panel-empty" }, "No replay here can be measured against the playbook."));
+    } else {
+      var table = h("table", { class: "conformance-table" },
+        h("caption", null, "Playbook steps done, out of the " + plural(m, "counted replay", "counted replays")),
+        h("thead", null, h("tr", null, h("th", { scope: "col" }, "Step"), h("th", { scope: "col" }, "Done in"))));
+      var tbody = h("tbody");
+      steps.forEach(function (st) {
+        var k = counts[st];
+        var note = byAgent[st] ? " (" + byAgent[st] + " by a person)" : "";
+        tbody.appendChild(h("tr", { "data-step": st, class: k === 0 ? "is-never" : (k === m ? "is-always" : null) },
+          h("th", { scope: "row" }, stepLabel(st)),
+          h("td", null, k + " of " + m + note)));
+      });
+      table.appendChild(tbody);
+      box.appendChild(table);
+      box.appendChild(h("p", { class: "hint" }, "“Learn” is not counted: it happens after the conversation, in the case review."));
+    }
 
     var avg = function (xs) { return xs.reduce(function (a, b) { return a + b; }, 0) / xs.length; };
-    var dl = h("dl", { class: "kv" });
+    var dl = h("dl", { class: "kv kv-stacked" });
     dl.appendChild(h("dt", null, "Re-explanations"));
-    dl.appendChild(h("dd", { "data-total-re-explanations": reExplanations }, reExplanations + " in total"));
+    dl.appendChild(h("dd", { "data-total-re-explanations": reExplanations },
+      reExplanations + " in " + plural(n, "replay", "replays") + " (times the bot asked for something the case history already held)"));
     dl.appendChild(h("dt", null, "Complaint → acknowledgement"));
     dl.appendChild(h("dd", null, ackTurns.length
-      ? avg(ackTurns).toFixed(1) + " turns on average (measured in " + ackTurns.length + " of " + n + " replays)" +
+      ? avg(ackTurns).toFixed(1) + " turns on average (in the " + ackTurns.length + " of " + m +
+        " counted replays where the bot acknowledged the complaint)" +
         (ackSeconds.length ? "; " + avg(ackSeconds).toFixed(1) + " s on average where timed" : "")
       : "not measured in these replays"));
     box.appendChild(dl);
@@ -624,10 +664,24 @@
     return isStr(user.expected_intent) && isStr(user.intent) && user.expected_intent !== user.intent;
   }
 
+  /** A person's step (an agent held the conversation) is never the bot's divergence; otherwise the server's verdict. */
   function actionDiverged(action) {
-    if (!action) return false;
-    if (action.diverged === true) return true;
+    if (!action || action.by_agent === true) return false;
+    if (typeof action.diverged === "boolean") return action.diverged;
     return isStr(action.expected) && isStr(action.predicted) && action.expected !== action.predicted;
+  }
+
+  function agentLabel(action) {
+    return isStr(action.agent_name) ? action.agent_name : (isStr(action.agent) ? action.agent : "an agent");
+  }
+
+  /** The agents who held the conversation in this turn (names, in order). */
+  function turnAgents(turn) {
+    var names = [];
+    (Array.isArray(turn.actions) ? turn.actions : []).forEach(function (a) {
+      if (a && a.by_agent === true && names.indexOf(agentLabel(a)) < 0) names.push(agentLabel(a));
+    });
+    return names;
   }
 
   function turnDiverged(turn) {
@@ -655,9 +709,10 @@
       : turns.reduce(function (n, t) {
         return n + (userDiverged(t.user) ? 1 : 0) + (Array.isArray(t.actions) ? t.actions.filter(actionDiverged).length : 0);
       }, 0);
-    if (replay.passed === true) setStatus("passed", "passed");
-    else if (divergences > 0) setStatus(plural(divergences, "divergence", "divergences"), "diverged");
-    else setStatus("failed", "failed");
+    var counts = stepCounts(replay, turns);
+    if (replay.passed === true && divergences === 0) setStatus("passed" + counts, "passed");
+    else if (divergences > 0) setStatus(plural(divergences, "divergence", "divergences") + counts, "diverged");
+    else setStatus("failed" + counts, "failed");
 
     state.firstDivergence = -1;
     for (var i = 0; i < turns.length; i++) { if (turnDiverged(turns[i])) { state.firstDivergence = i; break; } }
@@ -675,6 +730,25 @@
     setCurrent(turns.length ? 0 : -1, { scroll: false });
   }
 
+  /** What the verdict counts, in words: the bot's steps judged, and the steps a person took (not judged). */
+  function stepCounts(replay, turns) {
+    var acts = [];
+    turns.forEach(function (t) { (Array.isArray(t.actions) ? t.actions : []).forEach(function (a) { if (a) acts.push(a); }); });
+    var bot = acts.filter(function (a) { return a.by_agent !== true; });
+    var expected = bot.filter(function (a) { return !actionDiverged(a); }).length;
+    var text = ": " + expected + " of " + plural(bot.length, "bot step", "bot steps") + " as expected";
+    var intents = turns.filter(function (t) { return userDiverged(t.user); }).length;
+    if (intents) text += "; " + plural(intents, "customer message", "customer messages") + " read as another intent";
+    var byAgent = acts.length - bot.length;
+    if (byAgent) {
+      var names = [];
+      turns.forEach(function (t) { turnAgents(t).forEach(function (n) { if (names.indexOf(n) < 0) names.push(n); }); });
+      text += "; " + plural(byAgent, "step", "steps") + " by " + names.join(", ") +
+        " (a person had the conversation) not judged";
+    }
+    return text;
+  }
+
   // ---------------------------------------------------------------- turns
 
   function buildTurn(turn, pos) {
@@ -689,8 +763,11 @@
       tabindex: "-1",
       "aria-labelledby": headId
     });
+    var agents = turnAgents(turn);
     li.appendChild(h("h4", { class: "turn-heading", id: headId }, "Turn " + (pos + 1),
-      diverged ? h("span", { class: "visually-hidden" }, " (diverged)") : null));
+      diverged ? h("span", { class: "visually-hidden" }, " (diverged)") : null,
+      agents.length ? h("span", { class: "chip held-by", "data-testid": "held-by" },
+        agents.join(", ") + " had the conversation") : null));
 
     var u = turn.user;
     if (u && typeof u === "object") li.appendChild(buildUser(u));
@@ -698,8 +775,8 @@
 
     var acts = Array.isArray(turn.actions) ? turn.actions.filter(function (a) { return a && typeof a === "object"; }) : [];
     if (acts.length) {
-      var ol = h("ol", { class: "actions", "aria-label": "Bot actions in turn " + (pos + 1) });
-      acts.forEach(function (a) { ol.appendChild(buildActionRow(a)); });
+      var ol = h("ol", { class: "actions", "aria-label": "Steps in turn " + (pos + 1) });
+      acts.forEach(function (a) { ol.appendChild(a.by_agent === true ? buildAgentRow(a) : buildActionRow(a)); });
       li.appendChild(ol);
     } else {
       li.appendChild(h("p", { class: "turn-no-actions" }, "No bot actions in this turn."));
@@ -738,15 +815,61 @@
       var fr = h("div", { class: "user-frustration" });
       fr.appendChild(levelBadge(levelOf(f) || levelForScore(f.score), f.score));
       if (isNum(f.score)) fr.appendChild(h("span", { class: "score" }, "score " + scoreText(f.score)));
+      if (f.source === "tap") {
+        // A tapped button has no tone of voice: the reading comes from the words on the button.
+        fr.appendChild(h("span", { class: "reading-source", title: "Read from the button the customer tapped" },
+          "(tapped button)"));
+      }
       var cues = Array.isArray(f.cues) ? f.cues.filter(isStr) : [];
       if (cues.length) {
         var ul = h("ul", { class: "cues", "aria-label": "Frustration cues" });
         cues.forEach(function (c) { ul.appendChild(h("li", { class: "chip cue" }, humanize(c))); });
         fr.appendChild(ul);
       }
+      var calmCues = Array.isArray(f.calm_cues) ? f.calm_cues.filter(isStr) : [];
+      if (calmCues.length) {
+        // Evidence of calm (thanks, please, a "Yes, all good" tap): never a reason for frustration.
+        var calm = h("ul", { class: "cues calm-cues", "aria-label": "Signs of calm" });
+        calmCues.forEach(function (c) { calm.appendChild(h("li", { class: "chip cue calm-cue" }, "calm \u00b7 " + humanize(c))); });
+        fr.appendChild(calm);
+      }
       block.appendChild(fr);
     }
     return block;
+  }
+
+  /** A step a person took while holding the conversation: their words, labelled as theirs; not judged, not markable. */
+  function buildAgentRow(a) {
+    var who = agentLabel(a);
+    var hasStep = isNum(a.step) || isStr(a.step);
+    var row = h("li", {
+      class: "action-row is-agent",
+      "data-testid": "agent-row",
+      "data-step": hasStep ? String(a.step) : null,
+      "data-actor": "agent",
+      "data-diverged": "false"
+    });
+    var sent = isStr(a.expected) && a.expected !== "action_listen";
+    row.appendChild(h("div", { class: "action-main" },
+      h("span", { class: "badge by-person" }, "person"),
+      h("span", { class: "agent-step" }, sent ? [who + " sent the bot's ", code(a.expected)]
+        : (a.agent_text && a.agent_text.length ? who + " replied" : who + " waited for the customer"))));
+    var meta = h("div", { class: "action-meta" });
+    if (hasStep) meta.appendChild(h("span", { class: "action-step" }, "step " + a.step));
+    meta.appendChild(h("span", { class: "chip not-judged", title: "A person had the conversation: the bot is not judged on this step." },
+      "not judged: " + who + " had the conversation"));
+    if (isStr(a.playbook_step)) {
+      meta.appendChild(h("span", { class: "chip step", "data-playbook-step": a.playbook_step }, stepLabel(a.playbook_step)));
+    }
+    row.appendChild(meta);
+    var lines = Array.isArray(a.agent_text) ? a.agent_text.filter(isStr) : [];
+    if (lines.length) {
+      var said = h("div", { class: "agent-text", "data-testid": "agent-said" },
+        h("p", { class: "who" }, "Agent said ", h("span", { class: "who-name" }, "(" + who + ")")));
+      lines.forEach(function (line) { said.appendChild(h("p", { class: "bot-line" }, linkified(line))); });
+      row.appendChild(said);
+    }
+    return row;
   }
 
   function buildActionRow(a) {
@@ -802,7 +925,7 @@
 
     var lines = Array.isArray(a.bot_text) ? a.bot_text.filter(isStr) : [];
     if (lines.length) {
-      var bt = h("div", { class: "bot-text" }, h("p", { class: "who" }, "Bot said"));
+      var bt = h("div", { class: "bot-text", "data-testid": "bot-said" }, h("p", { class: "who" }, "Bot said"));
       lines.forEach(function (line) { bt.appendChild(h("p", { class: "bot-line" }, linkified(line))); });
       row.appendChild(bt);
     }
@@ -1193,6 +1316,14 @@
     }
     var done = Array.isArray(c.steps_done) ? c.steps_done.filter(isStr) : [];
     var missing = Array.isArray(c.steps_missing) ? c.steps_missing.filter(isStr) : [];
+    var agentDone = Array.isArray(c.steps_by_agent) ? c.steps_by_agent.filter(isStr) : [];
+
+    if (c.counted === false) {
+      dom.conformance.appendChild(h("p", { class: "not-counted-note", "data-testid": "not-counted-note" },
+        "Not measured against the playbook" + (isStr(c.not_counted_reason) ? ": " + c.not_counted_reason : "") +
+        ". It is left out of the playbook counts when all stories are replayed."));
+      return;
+    }
 
     dom.conformance.appendChild(h("h3", null, "Steps done, in the order they happened"));
     if (done.length) {
@@ -1203,7 +1334,8 @@
         var early = idx >= 0 && idx < highest;
         if (idx > highest) highest = idx;
         ol.appendChild(h("li", { class: "step-done" + (early ? " is-out-of-order" : ""), "data-step": st },
-          stepLabel(st), early ? h("span", { class: "out-of-order-note" }, " (out of order)") : null));
+          stepLabel(st), early ? h("span", { class: "out-of-order-note" }, " (out of order)") : null,
+          agentDone.indexOf(st) >= 0 ? h("span", { class: "by-person-note" }, " (by a person)") : null));
       });
       dom.conformance.appendChild(ol);
     } else {
@@ -1211,6 +1343,7 @@
     }
 
     dom.conformance.appendChild(h("h3", null, "Missing steps"));
+    dom.conformance.appendChild(h("p", { class: "hint" }, "“Learn” is never missing: it happens after the conversation, in the case review."));
     if (missing.length) {
       var ul = h("ul", { class: "steps-missing" });
       missing.forEach(function (st) { ul.appendChild(h("li", { class: "chip missing", "data-step": st }, stepLabel(st))); });
@@ -1288,9 +1421,18 @@
     var id = state.selectedId;
     var corr = id ? correctionsFor(id) : {};
     var steps = Object.keys(corr).sort(function (a, b) { return Number(a) - Number(b); });
+    var agentSteps = state.replay && Array.isArray(state.replay.turns) ? state.replay.turns.reduce(function (n, t) {
+      return n + (Array.isArray(t.actions) ? t.actions.filter(function (a) { return a && a.by_agent === true; }).length : 0);
+    }, 0) : 0;
+    if (agentSteps) {
+      dom.exportCorrections.appendChild(h("p", { class: "hint", "data-testid": "export-agent-note" },
+        "The " + plural(agentSteps, "step", "steps") + " a person took stay in the story as they happened " +
+        "(with the handed_off slot), so its replay shows them as the agent's and does not judge them."));
+    }
     if (!steps.length) {
       dom.exportCorrections.appendChild(h("p", { class: "panel-empty" },
-        "No corrections: the story is exported as replayed. Use “Mark wrong” on an action to correct it."));
+        "No corrections: the story expects exactly what happened, so it replays as this replay did (green when it passed). " +
+        "Use “Mark wrong” on a bot step to correct it: the story then fails at exactly that step until the bot learns it."));
       return;
     }
     dom.exportCorrections.appendChild(h("p", null, plural(steps.length, "correction", "corrections") + " will be exported:"));
