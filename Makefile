@@ -13,10 +13,11 @@ PYTHON310 ?= $(shell for c in python3.10 "$$(pyenv root 2>/dev/null)/versions/3.
 
 .PHONY: setup run test train bench browser clean
 
-$(VENV)/.installed: requirements.lock
+$(VENV)/.installed: requirements.lock requirements-nodeps.lock
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (install it with pyenv: pyenv install 3.10.13)"; exit 1; }
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.lock
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -42,6 +43,7 @@ bench: setup
 	$(PY) bench/latency.py
 	$(PY) bench/gateway.py
 	$(PY) bench/replay.py
+	$(PY) bench/nlu_cost.py
 
 clean:
 	rm -rf var models/mend.tar.gz models/mend.fingerprint .rasa

@@ -13,6 +13,14 @@ the action server on every message (see bench/latency.py).
 
 The case database is read directly (two indexed lookups at most); see bot/recovery/tracking.py
 for what happens while it is unreachable.
+
+It is also where a tapped button gets its frustration reading. Rasa parses a ``/intent{...}``
+payload with its regex handler, not the NLU pipeline, so the parse has no ``frustration``; the
+reading (``bot.recovery.frustration.tap_reading``, from the tapped button's title, found in the
+bot message that offered it) is written into that user event's parse data before the slots are
+computed. The tracker is saved after this prediction, so the stored event, the REST tracker's
+``latest_message`` (what the gateway stores per message for the console), later turns'
+conversation level and the trainer's recorded conversations all carry it.
 """
 from __future__ import annotations
 
@@ -24,11 +32,12 @@ from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.recovery.conversation import TurnInput
+from bot.recovery.frustration import tap_reading
 from bot.recovery.tracker_state import turn_input
 from bot.recovery.tracking import changed_slots, tracked_slots
 
@@ -46,6 +55,30 @@ def awaiting_first_action(tracker: DialogueStateTracker) -> Optional[UserUttered
         if isinstance(event, ActionExecuted):
             return None
     return None
+
+
+def is_unrated_tap(event: UserUttered) -> bool:
+    """A button payload (or a typed ``/intent``): Rasa skipped the NLU pipeline, so no reading."""
+    text = (event.text or "").lstrip()
+    return text.startswith("/") and not isinstance((event.parse_data or {}).get("frustration"), dict)
+
+
+def tapped_title(tracker: DialogueStateTracker, event: UserUttered, lookback: int = 200) -> Optional[str]:
+    """The title of the button whose payload the customer sent, from the latest bot message that offered it."""
+    payload = (event.text or "").strip()
+    for earlier in list(tracker.events)[-lookback:][::-1]:
+        if not isinstance(earlier, BotUttered):
+            continue
+        for button in (earlier.data or {}).get("buttons") or []:
+            if isinstance(button, dict) and str(button.get("payload") or "").strip() == payload:
+                return str(button.get("title") or "") or None
+    return None
+
+
+def rate_tap(tracker: DialogueStateTracker, event: UserUttered) -> None:
+    """Give a tap its frustration reading, in the user event itself (see the module docstring)."""
+    if is_unrated_tap(event):
+        event.parse_data["frustration"] = tap_reading(tapped_title(tracker, event), event.intent_name)
 
 
 def turn_for(tracker: DialogueStateTracker) -> TurnInput:
@@ -71,7 +104,9 @@ class ConversationTrackingPolicy(Policy):
                                      rule_only_data: Optional[Dict[Text, Any]] = None,
                                      **kwargs: Any) -> PolicyPrediction:
         events: List[SlotSet] = []
-        if awaiting_first_action(tracker) is not None:
+        latest = awaiting_first_action(tracker)
+        if latest is not None:
+            rate_tap(tracker, latest)
             known = _slot_names(domain)
             slots = {name: value for name, value in tracked_slots(turn_for(tracker)).items() if name in known}
             events = [SlotSet(name, value)

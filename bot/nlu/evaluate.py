@@ -1,8 +1,9 @@
 """Held-out quality of Mend's NLU, beside a VADER-only frustration baseline.
 
 ``python -m bot.nlu.evaluate [--model models/mend.tar.gz] [--data tests/nlu_holdout.yml]``
-prints issue-type macro-F1, frustration accuracy and angry recall; the pytest quality
-gate uses the same functions.
+prints issue-type macro-F1, frustration accuracy, angry recall, the ROC-AUC of the frustration
+score (frustrated vs calm) and the expected calibration error (ECE) of both labels, beside a
+VADER-only baseline; the pytest quality gate uses the same functions.
 """
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import argparse
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.metrics import accuracy_score, f1_score, recall_score, roc_auc_score
 
 from bot.settings import PROJECT_ROOT
 
@@ -37,11 +38,49 @@ class Scores:
     frustration_accuracy: float
     angry_recall: float
     n: int
+    frustration_auc: float = -1.0  # ROC-AUC of the score, frustrated (annoyed or angry) vs calm
+    frustration_ece: float = -1.0  # top-label expected calibration error of the level
+    issue_ece: float = -1.0  # the same for the issue type's confidence
 
     def line(self, name: str) -> str:
-        issue = f"{self.issue_macro_f1:.3f}" if self.issue_macro_f1 >= 0 else "  -  "
-        return (f"{name:<22} issue-type macro-F1 {issue}   frustration accuracy {self.frustration_accuracy:.3f}"
-                f"   angry recall {self.angry_recall:.3f}   (n={self.n})")
+        """One row under ``HEADER``; "-" where a figure does not apply (VADER has no issue type)."""
+        def show(value: float) -> str:
+            return f"{value:.3f}" if value >= 0 else "  -  "
+
+        figures = (self.issue_macro_f1, self.issue_ece, self.frustration_accuracy, self.angry_recall,
+                   self.frustration_auc, self.frustration_ece)
+        return f"{name:<20}" + "".join(f"{show(v):>10}" for v in figures) + f"{self.n:>6}"
+
+
+HEADER = (f"{'':<20}{'issue type':>20}{'frustration':>40}\n"
+          f"{'':<20}" + "".join(f"{h:>10}" for h in ("macro-F1", "ECE", "accuracy", "angry rec", "ROC-AUC", "ECE"))
+          + f"{'n':>6}")
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Top-label ECE: over 10 equal-width confidence bins, the gap between mean confidence and
+    accuracy, weighted by the bin's share of examples. 0 is perfectly calibrated."""
+    import numpy as np
+
+    conf = np.clip(np.asarray(confidences, dtype=float), 0.0, 1.0)
+    hits = np.asarray(correct, dtype=float)
+    if not len(conf):
+        return -1.0
+    index = np.minimum((conf * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            gap += members.mean() * abs(conf[members].mean() - hits[members].mean())
+    return float(gap)
+
+
+def frustration_auc(levels_true: Sequence[str], scores: Sequence[float]) -> float:
+    """ROC-AUC of a score for telling frustrated messages (annoyed or angry) from calm ones."""
+    frustrated = [level != "calm" for level in levels_true]
+    if len(set(frustrated)) < 2:
+        return -1.0
+    return float(roc_auc_score(frustrated, list(scores)))
 
 
 def load_examples(path: Path = HOLDOUT) -> List[LabelledExample]:
@@ -58,7 +97,11 @@ def load_examples(path: Path = HOLDOUT) -> List[LabelledExample]:
     ]
 
 
-def score(examples: Sequence[LabelledExample], issue_pred: Sequence[str], level_pred: Sequence[str]) -> Scores:
+def score(examples: Sequence[LabelledExample], issue_pred: Sequence[str], level_pred: Sequence[str],
+          frustration_scores: Optional[Sequence[float]] = None,
+          level_confidences: Optional[Sequence[float]] = None,
+          issue_confidences: Optional[Sequence[float]] = None) -> Scores:
+    """Quality figures; the ranking and calibration ones only when scores and confidences are given."""
     issue_true = [e.issue_type for e in examples]
     level_true = [e.frustration for e in examples]
     macro = f1_score(issue_true, issue_pred, average="macro", zero_division=0) if issue_pred else -1.0
@@ -67,19 +110,47 @@ def score(examples: Sequence[LabelledExample], issue_pred: Sequence[str], level_
         frustration_accuracy=float(accuracy_score(level_true, level_pred)),
         angry_recall=float(recall_score(level_true, level_pred, labels=["angry"], average="macro", zero_division=0)),
         n=len(examples),
+        frustration_auc=frustration_auc(level_true, frustration_scores) if frustration_scores is not None else -1.0,
+        frustration_ece=(expected_calibration_error(level_confidences, [p == t for p, t in zip(level_pred, level_true)])
+                         if level_confidences is not None else -1.0),
+        issue_ece=(expected_calibration_error(issue_confidences, [p == t for p, t in zip(issue_pred, issue_true)])
+                   if issue_confidences is not None and issue_pred else -1.0),
     )
 
 
-def vader_levels(texts: Sequence[str]) -> List[str]:
-    """The baseline: VADER's compound score cut into three levels (its documented thresholds)."""
+def score_parses(examples: Sequence[LabelledExample], parses: Sequence[Dict]) -> Scores:
+    """Score Mend's parse results (``issue_type`` and ``frustration`` keys) against the labels."""
+    frustration = [p["frustration"] for p in parses]
+    levels = [f["level"] for f in frustration]
+    return score(
+        examples,
+        [p["issue_type"]["name"] for p in parses],
+        levels,
+        frustration_scores=[float(f["score"]) for f in frustration],
+        level_confidences=[float((f.get("probabilities") or {}).get(level, 0.0)) for f, level in zip(frustration, levels)],
+        issue_confidences=[float(p["issue_type"].get("confidence") or 0.0) for p in parses],
+    )
+
+
+def vader_compounds(texts: Sequence[str]) -> List[float]:
+    """VADER's compound sentiment per text (-1 very negative .. 1 very positive)."""
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
-    levels = []
-    for text in texts:
-        compound = analyzer.polarity_scores(text)["compound"]
-        levels.append("angry" if compound <= -0.5 else "annoyed" if compound <= -0.05 else "calm")
-    return levels
+    return [analyzer.polarity_scores(text)["compound"] for text in texts]
+
+
+def vader_levels(texts: Sequence[str], compounds: Optional[Sequence[float]] = None) -> List[str]:
+    """The baseline: VADER's compound score cut into three levels (its documented thresholds)."""
+    compounds = vader_compounds(texts) if compounds is None else compounds
+    return ["angry" if c <= -0.5 else "annoyed" if c <= -0.05 else "calm" for c in compounds]
+
+
+def vader_scores(examples: Sequence[LabelledExample]) -> Scores:
+    """The VADER baseline's figures: its levels, and its ROC-AUC from -compound (no calibration)."""
+    texts = [e.text for e in examples]
+    compounds = vader_compounds(texts)
+    return score(examples, [], vader_levels(texts, compounds), frustration_scores=[-c for c in compounds])
 
 
 async def _parse_all(model_path: Path, texts: Sequence[str]) -> List[Dict]:
@@ -107,9 +178,8 @@ def evaluate(model_path: Path | None = None, data_path: Path = HOLDOUT, rasa_url
     examples = load_examples(data_path)
     texts = [e.text for e in examples]
     parses = _parse_over_http(rasa_url, texts) if rasa_url else asyncio.run(_parse_all(model_path, texts))
-    mend = score(examples, [p["issue_type"]["name"] for p in parses], [p["frustration"]["level"] for p in parses])
-    baseline = score(examples, [], vader_levels(texts))
-    return {"mend": mend, "vader": baseline, "parses": parses, "examples": examples}
+    return {"mend": score_parses(examples, parses), "vader": vader_scores(examples), "parses": parses,
+            "examples": examples}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--errors", action="store_true", help="list the misclassified examples")
     args = parser.parse_args(argv)
     result = evaluate(args.model, args.data, args.rasa_url)
+    print(f"{args.data}:\n{HEADER}")
     print(result["mend"].line("Mend"))
     print(result["vader"].line("VADER-only baseline"))
+    print("ECE: top-label expected calibration error (10 bins; 0 = calibrated). ROC-AUC: the frustration "
+          "score (VADER: -compound) ranking annoyed or angry above calm.")
     if args.errors:
         from sklearn.metrics import classification_report
 

@@ -689,6 +689,11 @@
         info.appendChild(levelBadge(f));
         var sc = scoreText(f.score);
         if (sc) info.appendChild(h("span", { class: "score", "data-testid": "frustration-score" }, "score " + sc));
+        if (f.source === "tap") {
+          // A tapped button has no tone of voice: the reading comes from the words on the button.
+          info.appendChild(h("span", { class: "reading-source", "data-testid": "tap-reading",
+            title: "Read from the button the customer tapped" }, "(tapped button)"));
+        }
         if (Array.isArray(f.cues) && f.cues.length) {
           var cues = h("ul", { class: "cues", "aria-label": "Frustration cues" });
           f.cues.forEach(function (cue) {
@@ -697,6 +702,17 @@
             cues.appendChild(h("li", { class: "chip cue", "data-testid": "cue", "data-cue": kind }, txt));
           });
           info.appendChild(cues);
+        }
+        if (Array.isArray(f.calm_cues) && f.calm_cues.length) {
+          // Evidence of calm (thanks, please, a "Yes, all good" tap): never a reason for frustration.
+          var calm = h("ul", { class: "cues calm-cues", "aria-label": "Signs of calm" });
+          f.calm_cues.forEach(function (cue) {
+            var txt = String(cue);
+            var kind = txt.split(":")[0].trim().replace(/\s+/g, "_").toLowerCase();
+            calm.appendChild(h("li", { class: "chip cue calm-cue", "data-testid": "calm-cue", "data-cue": kind },
+              "calm \u00b7 " + txt));
+          });
+          info.appendChild(calm);
         }
       } else {
         info.appendChild(h("span", { class: "pending-analysis" }, "frustration not rated yet"));
