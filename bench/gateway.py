@@ -170,6 +170,28 @@ async def measure(args: argparse.Namespace, gateway_pid: int) -> Dict[str, Any]:
             "active_with_idle": with_idle}
 
 
+def run_before(args: argparse.Namespace) -> Dict[str, Any]:
+    """The same measurement on the code at ``args.before``: its own worktree, ports and database."""
+    import shutil
+
+    from bot.setup import MODEL
+
+    tree = Path(tempfile.mkdtemp(prefix="mend-bench-before-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.before], cwd=PROJECT_ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        (tree / "models").mkdir(exist_ok=True)
+        shutil.copy2(MODEL, tree / "models" / MODEL.name)
+        out = tree / "before.json"
+        print(f"[gateway] measuring {args.before} first (worktree {tree})", flush=True)
+        subprocess.run([sys.executable, str(tree / "bench" / "gateway.py"), "--conversations", str(args.conversations),
+                        "--messages", str(args.messages), "--think-ms", str(args.think_ms), "--idle", "0",
+                        "--json", str(out)], cwd=tree, check=True)
+        return json.loads(out.read_text())
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=PROJECT_ROOT, check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=20)
@@ -177,7 +199,11 @@ def main() -> int:
     parser.add_argument("--think-ms", type=int, default=2000)
     parser.add_argument("--idle", type=int, default=200)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--before", metavar="GIT_REF",
+                        help="first run this benchmark as it was at GIT_REF (a git worktree, the same trained model), "
+                             "then the current code, and print both")
     args = parser.parse_args()
+    before = run_before(args) if args.before else None
     from bot.casedb.engine import session_scope
     from bot.gateway.accounts import create_account
     from bot.services import Services, wait_for
@@ -220,6 +246,8 @@ def main() -> int:
 
     print("\nGateway: customer message -> top-3 suggestions at the agent console")
     print(line(f"{active['conversations']} active conversations", active))
+    if before is not None:
+        print(line(f"same, code at {args.before}", before["active"]))
     print(line(f"same, {idle['widgets']} idle widgets connected", with_idle))
     print(f"\nIdle widgets: {idle['still_connected']}/{idle['widgets']} still connected; connected in "
           f"{idle['connect_s']:.1f} s; gateway RSS {idle['rss_before_mb']:.1f} MB -> {idle['rss_after_mb']:.1f} MB "

@@ -9,7 +9,7 @@ accounts create|password|list      manage staff accounts (agents, trainers, admi
 replay PATH... | --conversation ID   replay test stories or a recorded conversation turn by turn
 train        train the model now
 db upgrade | db seed | db reset     manage the case database (MEND_DATABASE_URL)
-evaluate     held-out NLU quality beside the VADER baseline
+evaluate     held-out NLU quality beside the VADER baseline (--suggestions: agent-assist suggestions)
 """
 from __future__ import annotations
 
@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if action in {"seed", "reset"}:
             print("seeded" if seed(reset=action == "reset") else "demo data already present")
         return 0
+    if "--suggestions" in options.args:
+        from bot.assist.evaluate import main as suggestions_main
+        return suggestions_main([a for a in options.args if a != "--suggestions"])
     from bot.nlu.evaluate import main as evaluate_main
 
     return evaluate_main(options.args)

@@ -99,6 +99,12 @@ def ensure_database(url: Optional[str] = None) -> None:
     upgrade(url)
     if seed(url):
         print("mend: seeded the demo customers (cust-1001 to cust-1005)")
+    from bot.casedb.engine import session_scope
+    from bot.gateway.canned import seed_defaults
+
+    with session_scope(url) as session:  # only into an empty table: an admin's deletions stay deleted
+        if seed_defaults(session):
+            print("mend: added the default canned replies (/hello, /sorry, /track, /case, /bye)")
 
 
 def ensure_model(force: bool = False) -> bool:

@@ -130,10 +130,11 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     agent.locator('[data-testid="transcript"]').get_by_text(CUSTOMER_XSS).wait_for(timeout=30_000)
     agent.locator('[data-testid="suggestion-send"]:not([disabled])').first.wait_for(timeout=30_000)
     suggestion = agent.locator('[data-testid="suggestion"]').first
-    suggestion_action = suggestion.get_attribute("data-action")
+    suggested_text = suggestion.locator(".suggestion-text").inner_text()
+    assert suggestion.locator('[data-testid="suggestion-why"]').inner_text().startswith("Why: ")
     suggestion.locator('[data-testid="suggestion-send"]').click()
     _widget_messages(customer, "agent").first.wait_for(timeout=30_000)
-    assert suggestion_action
+    assert _widget_messages(customer, "agent").first.inner_text().strip().endswith(suggested_text.strip()[-40:])
 
     composer = agent.locator('[data-testid="composer-input"]')
     composer.fill(AGENT_XSS)

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.casedb.engine import session_scope
-from bot.casedb.models import Account, ChatConversation, ChatMessage, Handoff, ThrottleEvent
+from bot.casedb.models import Account, ChatConversation, ChatMessage, Handoff, SuggestionEvent, ThrottleEvent
 from bot.gateway.accounts import create_account
 from bot.gateway.app import create_app
 from bot.gateway.config import load_config
@@ -277,18 +277,21 @@ async def test_handoff_agent_takes_over_sends_a_suggestion_and_hands_back(gatewa
     suggested = await agent.until(lambda e: e["type"] == "suggestions" and e["conversation_id"] == widget.conversation_id)
     assert 1 <= len(suggested["suggestions"]) <= 3
     for suggestion in suggested["suggestions"]:
-        assert suggestion["text"] and suggestion["action"] and suggestion["source"] in ("policy", "playbook")
+        assert suggestion["text"] and suggestion["why"] and suggestion["source"] in ("policy", "library", "learned")
+        assert isinstance(suggestion["id"], int)  # sent back with the reply, for the telemetry
         if suggestion["source"] == "policy":
-            assert 0.01 <= suggestion["confidence"] <= 1.0
-        else:
-            assert suggestion["confidence"] is None
+            assert 0.5 <= suggestion["confidence"] <= 1.0  # the policy counts where it is confident
         assert "colleague has your conversation" not in suggestion["text"]  # written as the bot would speak
+        assert "{" not in suggestion["text"]  # every placeholder filled from Dana's case
+    # Just taken over: the agent is offered an introduction that shows they know the case.
+    assert any(s["kind"] == "greet_takeover" and "Maria" in s["text"] and "CASE-501" in s["text"]
+               for s in suggested["suggestions"])
     await widget.settle(2.0)
     assert len(widget.messages("bot")) == bot_replies_before  # the bot stays quiet while a person has the chat
 
-    choice = next((s for s in suggested["suggestions"] if s["action"].startswith("utter_")), suggested["suggestions"][0])
+    choice = suggested["suggestions"][0]
     status, sent = await agent.post(f"/api/conversations/{widget.conversation_id}/send",
-                                    {"text": choice["text"], "action": choice["action"]})
+                                    {"text": choice["text"], "action": choice["action"], "suggestion_id": choice["id"]})
     assert status == 200, sent
     seen = await widget.until(is_message("agent"))
     assert seen["message"]["agent_name"] == "Maria"
@@ -300,6 +303,12 @@ async def test_handoff_agent_takes_over_sends_a_suggestion_and_hands_back(gatewa
     status, _ = await agent.post(f"/api/conversations/{widget.conversation_id}/send", {"text": edited, "action": None})
     assert status == 200
     assert (await widget.until(is_message("agent")))["message"]["text"] == edited  # text, unchanged
+    # What became of the suggestions is kept: the one sent as is, the others ignored.
+    with session_scope(gateway.db_url) as session:
+        outcomes = {e.id: e.outcome for e in session.query(SuggestionEvent)
+                    .filter(SuggestionEvent.conversation_id == widget.conversation_id)}
+    assert outcomes[choice["id"]] == "as_is"
+    assert all(outcomes[s["id"]] == "ignored" for s in suggested["suggestions"][1:])
 
     assert (await agent.post(f"/api/conversations/{widget.conversation_id}/handback"))[0] == 200
     assert (await widget.until(lambda e: e["type"] == "agent_left"))["name"] == "Maria"

@@ -292,3 +292,66 @@ class ThrottleEvent(Base):
     at = Column(DateTime, nullable=False, default=datetime.utcnow)
 
     __table_args__ = (Index("ix_throttle_events_kind_key_at", "kind", "key", "at"),)
+
+
+class ConversationNote(Base):
+    """A private note on a conversation: written by staff for staff, never sent to the customer."""
+
+    __tablename__ = "conversation_notes"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_id = Column(String(64), ForeignKey("chat_conversations.id"), nullable=False, index=True)
+    author = Column(String(80), nullable=False)
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class CannedReply(Base):
+    """A reply the team keeps ready; admins manage them, agents insert them by shortcut, and
+    placeholders such as ``{first_name}`` or ``{order_id}`` are filled from the open case."""
+
+    __tablename__ = "canned_replies"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    shortcut = Column(String(40), nullable=False, unique=True)
+    title = Column(String(120), nullable=False)
+    text = Column(Text, nullable=False)
+    created_by = Column(String(80))
+    updated_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class LearnedReply(Base):
+    """A reply an agent sent, kept once (facts of its case turned back into placeholders) so that
+    later suggestions can offer it for a customer message of the same meaning."""
+
+    __tablename__ = "learned_replies"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    template = Column(Text, nullable=False)
+    template_key = Column(String(64), nullable=False, unique=True)  # hash of the normalized template
+    answered = Column(Text, nullable=False, default="")  # the customer message it answered
+    issue_type = Column(String(20))
+    times_sent = Column(Integer, nullable=False, default=1)
+    last_agent = Column(String(80))
+    last_sent_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+
+
+class SuggestionEvent(Base):
+    """One suggestion shown to an agent and what became of it: sent as is, sent edited, or ignored."""
+
+    __tablename__ = "suggestion_events"
+
+    id = Column(Integer, primary_key=True, autoincrement=True)
+    conversation_id = Column(String(64), nullable=False, index=True)
+    batch = Column(String(40), nullable=False, index=True)  # the set it was shown in
+    rank = Column(Integer, nullable=False)
+    kind = Column(String(40))
+    source = Column(String(20))
+    action = Column(String(80))
+    text = Column(Text, nullable=False)
+    outcome = Column(String(12), nullable=False, default="shown")  # shown | as_is | edited | ignored
+    agent = Column(String(80))
+    sent_text = Column(Text)
+    edit_distance = Column(Integer)
+    shown_at = Column(DateTime, nullable=False, default=datetime.utcnow)
+    decided_at = Column(DateTime)

@@ -35,6 +35,8 @@ from bot.gateway.api_errors import api_errors, json_object
 from bot.gateway.faults import NOT_STORED, NotStored
 from bot.gateway.routing import Database, Router, RoutingError, customer_view
 from bot.gateway import trainer_api
+from bot.gateway import team_api
+from bot.gateway import canned, canned_api
 from bot.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -271,8 +273,10 @@ async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
         raise RoutingError(413, too_long_message(limit))
     if not request.app[LIMITER].allow("agent:" + staff.username):
         raise RoutingError(429, RATE_LIMITED)
+    # The suggestion the reply started from (its id from the suggestions event), for the telemetry.
+    suggestion_id = body.get("suggestion_id") if isinstance(body.get("suggestion_id"), int) else None
     message = await request.app[ROUTER].send(request.match_info["conversation_id"], staff.username, text,
-                                             action[:80] if action else None)
+                                             action[:80] if action else None, suggestion_id)
     return web.json_response({"ok": True, "message": message})
 
 
@@ -281,6 +285,14 @@ async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
 async def api_handback(request: web.Request, staff: accounts.Staff) -> web.Response:
     await request.app[ROUTER].hand_back(request.match_info["conversation_id"], staff.username)
     return web.json_response({"ok": True})
+
+
+@staff_only("admin")
+@api_errors
+async def api_suggestion_telemetry(request: web.Request, staff: accounts.Staff) -> web.Response:
+    """What became of the suggestions agents were shown (sent as is, edited, ignored), for the insights."""
+    from bot.assist.telemetry import report
+    return web.json_response(await request.app[DB].run(report))
 
 
 # -- sockets -------------------------------------------------------------------------------------
@@ -531,6 +543,10 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
 
     async def on_startup(app: web.Application) -> None:
         await app[RASA].start()
+        # The suggestion ranker loads the sentence encoder and embeds the reply library once, now,
+        # rather than in front of the first agent who takes over.
+        from bot.gateway.suggestions import get_ranker
+        await asyncio.to_thread(get_ranker)
         resumed = await app[ROUTER].resume_undelivered()
         if resumed:
             logger.info("resumed %d customer messages left unprocessed by the last run", resumed)
@@ -562,6 +578,23 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
     app.router.add_post("/api/conversations/{conversation_id}/take", api_take)
     app.router.add_post("/api/conversations/{conversation_id}/send", api_send)
     app.router.add_post("/api/conversations/{conversation_id}/handback", api_handback)
+    app.router.add_get("/api/suggestions/telemetry", api_suggestion_telemetry)
+    # Team tools (team_api.py): private notes, reassign, the staff list, search; any agent or admin.
+    app[team_api.TEAM] = team_api.Team(app[ROUTER], app[HUB], app[DB])
+    app.router.add_get("/api/conversations/{conversation_id}/notes", staff_only("agent")(team_api.api_notes))
+    app.router.add_post("/api/conversations/{conversation_id}/notes", staff_only("agent")(team_api.api_add_note))
+    app.router.add_post("/api/conversations/{conversation_id}/reassign", staff_only("agent")(team_api.api_reassign))
+    app.router.add_get("/api/agents", staff_only("agent")(team_api.api_agents))
+    app.router.add_get("/api/search", staff_only("agent")(team_api.api_search))
+    # Canned replies (canned_api.py): every agent reads and fills them, admins manage them.
+    app[canned_api.CANNED] = canned_api.Canned(app[DB], canned.CannedLimits.from_settings(),
+                                               lambda request: _origin_allowed(request, required=False))
+    app.router.add_get("/api/canned", staff_only("agent")(canned_api.api_list))
+    app.router.add_post("/api/canned", staff_only("admin")(canned_api.api_create))
+    app.router.add_put("/api/canned/{canned_id}", staff_only("admin")(canned_api.api_update))
+    app.router.add_delete("/api/canned/{canned_id}", staff_only("admin")(canned_api.api_delete))
+    app.router.add_get("/api/conversations/{conversation_id}/canned/{canned_id}",
+                       staff_only("agent")(canned_api.api_fill))
     app.router.add_get("/trainer", staff_only("trainer")(trainer_api.trainer_page))
     app.router.add_get("/api/trainer/items", staff_only("trainer")(trainer_api.api_items))
     app.router.add_get("/api/trainer/actions", staff_only("trainer")(trainer_api.api_actions))

@@ -34,6 +34,8 @@ from bot.gateway.faults import (
 )
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
+from bot.assist import learned as learned_replies, telemetry as assist_telemetry
+from bot.assist.facts import facts_from_case_db
 from bot.gateway.suggestions import reply_point, said_since_customer, suggestions as render_suggestions
 from bot.gateway.views import frustration_trend, history_view, playbook_view
 from bot.recovery.frustration import conversation_frustration
@@ -73,7 +75,6 @@ class Router:
         self.history_messages = history_messages
         self.faults = faults or FaultSettings.from_settings()
         self._locks: DefaultDict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._suggested: Dict[str, List[Dict[str, Any]]] = {}
         self._tasks: set = set()
         self._inflight: set = set()  # customer message ids being processed (a resend must not run them twice)
         self.agent_names: Dict[str, str] = {}
@@ -335,9 +336,15 @@ class Router:
                     and transcript.customer_exists(session, slots["customer_id"]):
                 fields["customer_id"] = slots["customer_id"]  # verified in the conversation by the bot
             transcript.update(session, conversation_id, **fields)
-            return fields
+            rated = session.get(transcript.ChatMessage, message_id)
+            return dict(fields, _view=transcript.message_dict(rated, self.agent_names) if rated is not None else None)
 
         stored = await self.db.run(store)
+        view = stored.pop("_view", None)
+        if view is not None:
+            # Consoles got the message unrated when it arrived: they replace it with its rating (level, cues).
+            await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id, "message": view},
+                                       conversation_id=conversation_id)
         notify = getattr(self, "guest_verified", None)  # set by the app: a fresh resume token for the widget
         if stored.get("customer_id") and notify is not None:
             await notify(conversation_id, stored["customer_id"])
@@ -476,7 +483,8 @@ class Router:
         await self.hub.to_widgets(conversation_id, {"type": "agent_joined", "name": name})
         await self._status_changed(conversation_id, "agent", agent)
 
-    async def send(self, conversation_id: str, agent: str, text: str, action: Optional[str]) -> Dict[str, Any]:
+    async def send(self, conversation_id: str, agent: str, text: str, action: Optional[str],
+                   suggestion_id: Any = None) -> Dict[str, Any]:
         """The agent's reply: to the customer, and into the Rasa tracker so the dialogue state follows."""
         async with self._locks[conversation_id]:
             conversation = await self.db.run(transcript.get_conversation, conversation_id)
@@ -484,9 +492,11 @@ class Router:
                 raise RoutingError(404, "No such conversation.")
             if conversation.status != "agent" or conversation.assigned_agent != agent:
                 raise RoutingError(409, "Take over the conversation before replying.")
-            suggestion = next((s for s in self._suggested.get(conversation_id, []) if s["action"] == action), None)
+            shown = await self.db.run(_shown_suggestion, conversation_id, suggestion_id)
+            if shown is not None and action is None:
+                action = shown["action"]
             messages: List[Dict[str, Any]] = []
-            if action in ACTION_TURNS and suggestion is not None and suggestion["text"] == text:
+            if action in ACTION_TURNS and shown is not None and shown["action"] == action and shown["text"] == text:
                 # The agent sends the policy's custom action unchanged: run it for real (it records the
                 # resolution, compensation, follow-up...) and relay exactly what it produced.
                 try:
@@ -512,8 +522,30 @@ class Router:
                 events += [{"event": "bot", "text": text, "metadata": {"agent": agent}},
                            {"event": "action", "name": "action_listen"}]
                 await self._tell_rasa(conversation_id, events)
+            await self._learn_from_reply(conversation_id, agent, text, suggestion_id)
         await self._publish_state(conversation_id, suggest=True)
         return messages[-1]
+
+    async def _learn_from_reply(self, conversation_id: str, agent: str, text: str, suggestion_id: Any) -> None:
+        """Telemetry for the suggestion the reply came from, and the reply kept for later suggestions."""
+        try:
+            tracker = await self.rasa.tracker(conversation_id)
+        except RasaUnavailable:
+            tracker = {}
+        slots = tracker.get("slots") or {}
+        answered = str((tracker.get("latest_message") or {}).get("text") or "")
+
+        def record(session: Any) -> None:
+            chosen = assist_telemetry.record_sent(session, conversation_id, agent, text, suggestion_id)
+            if chosen is not None and chosen.outcome == "as_is" and chosen.source != "learned":
+                return  # the library or the policy already has it
+            facts = facts_from_case_db(session, slots, agent_name=self.agent_names.get(agent, agent))
+            learned_replies.remember(session, text, answered, facts, slots.get("issue_type"), agent)
+
+        try:
+            await self.db.run(record)
+        except SQLAlchemyError as error:
+            logger.warning("could not record the reply's telemetry for %s: %r", conversation_id, error)
 
     async def hand_back(self, conversation_id: str, agent: str) -> None:
         async with self._locks[conversation_id]:
@@ -535,6 +567,71 @@ class Router:
             await self._status_changed(conversation_id, "bot")
         await self._publish_state(conversation_id, suggest=False)
         await self.publish_queue()
+
+    async def reassign(self, conversation_id: str, by: str, to: Optional[str], admin: bool = False) -> Dict[str, Any]:
+        """Pass a conversation to another agent (``to``, a username) or back to the queue (``to`` None).
+
+        Only the agent holding it may, or an admin (also for a conversation waiting in the queue).
+        The target must be an active agent or admin account. The customer stays with a person
+        (Rasa's ``handed_off`` stays true): a new agent is announced, the queue is told politely.
+        """
+        target = to.strip().lower() if isinstance(to, str) else None
+        async with self._locks[conversation_id]:
+            def move(session: Any) -> Dict[str, Any]:
+                from bot.casedb.models import Account  # staff accounts: only reassign reads them here
+
+                conversation = transcript.get_conversation(session, conversation_id)
+                if conversation is None:
+                    raise RoutingError(404, "No such conversation.")
+                holder = conversation.assigned_agent if conversation.status == "agent" else None
+                if admin:
+                    if conversation.status not in ("agent", "waiting"):
+                        raise RoutingError(409, "Only a conversation with an agent or waiting in the queue "
+                                                "can be reassigned.")
+                elif holder != by:
+                    raise RoutingError(409, "Only the agent who has the conversation (or an admin) can reassign it.")
+                name = None
+                if target is not None:
+                    account = session.query(Account).filter(Account.username == target).first()
+                    if account is None or account.disabled:
+                        raise RoutingError(400, f"There is no active staff account named '{target[:40]}'.")
+                    if account.role not in ("agent", "admin"):
+                        raise RoutingError(400, f"{account.display_name} is not an agent and cannot take conversations.")
+                    if target == holder:
+                        raise RoutingError(400, f"{account.display_name} already has this conversation.")
+                    name = account.display_name
+                    transcript.update(session, conversation_id, status="agent", assigned_agent=target,
+                                      last_agent=target, waiting_since=None,
+                                      handoff_reason=conversation.handoff_reason or "agent_takeover")
+                    if conversation.case_id:
+                        repo.record_contact(session, conversation.case_id, conversation_id,
+                                            f"Chat passed from {holder or 'the queue'} to {target} by {by}.",
+                                            conversation.issue_type, conversation.frustration_level,
+                                            conversation.frustration_score, handled_by=target)
+                else:
+                    if conversation.status == "waiting":
+                        raise RoutingError(400, "This conversation is already waiting in the queue.")
+                    transcript.update(session, conversation_id, status="waiting", assigned_agent=None,
+                                      waiting_since=datetime.utcnow(),
+                                      handoff_reason=conversation.handoff_reason or "agent_takeover")
+                return {"from": holder, "to": target, "to_name": name}
+
+            moved = await self.db.run(move)
+            await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": True}])
+            if target is not None:
+                self.agent_names[target] = moved["to_name"]
+                self.hub.assignments[conversation_id] = target
+                await self._agent_joined(conversation_id, target, returning=False)
+                await self.hub.to_consoles({"type": "assigned", "conversation_id": conversation_id, "by": by},
+                                           agent=target)
+            else:
+                self.hub.assignments.pop(conversation_id, None)
+                await self._post(conversation_id, "system",
+                                 "Thanks for waiting: the next available person from our team will be with you shortly.")
+                await self._status_changed(conversation_id, "waiting")
+        await self._publish_state(conversation_id, suggest=False)
+        await self.publish_queue()
+        return moved
 
     async def _tell_rasa(self, conversation_id: str, events: List[Dict[str, Any]]) -> None:
         try:
@@ -563,6 +660,7 @@ class Router:
         return view
 
     async def suggestions_for(self, conversation_id: str) -> List[Dict[str, Any]]:
+        """The three replies that fit the moment, each with an ``id`` the console sends back (telemetry)."""
         try:
             prediction = await self.rasa.predict(conversation_id)  # carries the tracker with its events
             domain = await self.rasa.domain()
@@ -574,8 +672,14 @@ class Router:
         except RasaUnavailable as error:
             logger.warning("no suggestions for %s: %s", conversation_id, error)
             return []
-        result = await asyncio.to_thread(render_suggestions, prediction, domain, self.db.url)
-        self._suggested[conversation_id] = result
+        conversation = await self.db.run(transcript.get_conversation, conversation_id)
+        holder = conversation.assigned_agent if conversation is not None else None
+        result = await asyncio.to_thread(render_suggestions, prediction, domain, self.db.url, 3,
+                                         self.agent_names.get(holder, holder) if holder else None)
+        try:
+            await self.db.run(assist_telemetry.record_shown, conversation_id, result)
+        except SQLAlchemyError as error:  # the agent still gets the suggestions; only the telemetry is missed
+            logger.warning("could not record the suggestions shown for %s: %r", conversation_id, error)
         return result
 
     async def _predict_reply_to_last_message(self, conversation_id: str, now: Dict[str, Any]) -> Dict[str, Any]:
@@ -589,6 +693,7 @@ class Router:
         tracker = earlier.get("tracker") or {}
         tracker["sender_id"] = conversation_id
         earlier["already_said"] = sorted(said_since_customer(events))
+        earlier["current_tracker"] = now.get("tracker") or {}
         return earlier
 
     async def _publish_state(self, conversation_id: str, suggest: bool) -> None:
@@ -650,6 +755,11 @@ class Router:
         if result:
             await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))
         return result
+
+
+def _shown_suggestion(session: Any, conversation_id: str, suggestion_id: Any) -> Optional[Dict[str, Any]]:
+    event = assist_telemetry.shown_suggestion(session, conversation_id, suggestion_id)
+    return {"action": event.action, "text": event.text, "source": event.source} if event is not None else None
 
 
 def customer_view(message: Dict[str, Any]) -> Dict[str, Any]:

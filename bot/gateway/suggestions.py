@@ -1,4 +1,5 @@
-"""Suggested replies for agents: the trained dialogue policy's top actions, rendered with the case's facts.
+"""Suggested replies for agents: what fits the moment, from the dialogue policy where it is confident
+and from the reply library and replies agents sent before (ranked in bot/assist/ranker.py).
 
 Rasa's ``/predict`` scores every action without changing the tracker. Responses
 (``utter_*``) are rendered from the domain with the conversation's slots (conditional
@@ -9,10 +10,16 @@ sees exactly what the bot would say, and nothing is recorded until the agent sen
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 from sqlalchemy.orm import sessionmaker
 
+from bot.assist.facts import facts_from_case_db
+from bot.assist.learned import candidates as learned_candidates
+from bot.assist.moment import moment_from_tracker
+from bot.assist.ranker import Ranker
 from bot.casedb.engine import get_engine
 from bot.recovery import turns
 from bot.recovery.conversation import TurnReply
@@ -136,12 +143,6 @@ def render_action(action: str, tracker: Mapping[str, Any], domain: Mapping[str, 
     return rendered
 
 
-# When the policy has fewer than three replies (a rule decided, or the bot already answered), the
-# playbook fills in: steps not yet done first, in playbook order.
-PLAYBOOK_REPLIES = [("acknowledge", "action_handle_complaint"), ("apologize", "utter_apologize"),
-                    ("resolve_options", "action_handle_complaint"), ("close_loop", "utter_anything_else")]
-
-
 def said_since_customer(events: Sequence[Mapping[str, Any]]) -> set:
     """What the bot or agent already said after the customer's last message (not worth suggesting again)."""
     said = set()
@@ -153,39 +154,70 @@ def said_since_customer(events: Sequence[Mapping[str, Any]]) -> set:
     return said
 
 
-def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
-                limit: int = 3) -> List[Dict[str, Any]]:
-    """The top ``limit`` renderable replies, best first, each with its action, step and confidence."""
-    tracker = with_tracked_slots(prediction.get("tracker") or {}, database_url)
-    already = said_since_customer(tracker.get("events") or []) | set(prediction.get("already_said") or ())
-    result: List[Dict[str, Any]] = []
-    for action, score in ranked_actions(prediction, limit=limit + 3):
+# The playbook step a kind of reply serves (shown beside it; the console's playbook panel follows it).
+KIND_STEPS = {"greet_takeover": "acknowledge", "apologize": "apologize", "acknowledge_repeat": "acknowledge",
+              "offer_options": "resolve_options", "resolution_status": "explain", "refund_timing": "keep_informed",
+              "delivery_status": "keep_informed", "next_steps": "keep_informed", "ask_verification": "acknowledge",
+              "ask_details": "explain", "compensate": "compensate", "escalate": "keep_informed",
+              "close_loop": "close_loop", "thanks_reply": "close_loop"}
+
+
+def _zero_embed(texts: Sequence[str]) -> np.ndarray:
+    return np.zeros((len(texts), 1), dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def get_ranker() -> Ranker:
+    """The process's ranker: the reply library embedded once with the NLU's sentence encoder."""
+    try:
+        from bot.nlu.sentence_encoder import encode
+        encode(["warm up"])
+        return Ranker(encode)
+    except Exception as error:  # no encoder installed: the situation alone still ranks the library
+        logger.warning("suggestions retrieve without meaning (sentence encoder unavailable: %s)", error)
+        return Ranker(_zero_embed)
+
+
+def policy_candidates(prediction: Mapping[str, Any], tracker: Mapping[str, Any], domain: Mapping[str, Any],
+                      database_url: Optional[str], limit: int) -> List[Dict[str, Any]]:
+    """The policy's top replies, rendered as the bot would say them now."""
+    found: List[Dict[str, Any]] = []
+    for action, score in ranked_actions(prediction, limit=limit):
         try:
             rendered = render_action(action, tracker, domain, database_url)
         except Exception:  # one broken preview must not take the others down
             logger.exception("Could not preview %s", action)
             continue
-        if not rendered:
-            continue
-        parts = rendered.pop("parts", [rendered["text"]])
-        if already and all(part.strip() in already for part in parts):
-            continue  # the bot has just said exactly this
-        result.append({"action": action, "confidence": round(score, 3), "source": "policy", **rendered})
-        if len(result) == limit:
-            break
-    done = set((tracker.get("slots") or {}).get("playbook_steps") or [])
-    fill = [a for s, a in PLAYBOOK_REPLIES if s not in done] + [a for s, a in PLAYBOOK_REPLIES if s in done]
-    for action in dict.fromkeys(fill):
-        if len(result) >= limit:
-            break
-        if any(r["action"] == action for r in result):
-            continue
-        try:
-            rendered = render_action(action, tracker, domain, database_url)
-        except Exception:
-            logger.exception("Could not preview %s", action)
-            continue
-        if rendered and rendered["text"] and \
-                not all(p.strip() in already for p in rendered.pop("parts", [rendered["text"]])):
-            result.append({"action": action, "confidence": None, "source": "playbook", **rendered})
+        if rendered and rendered.get("text"):
+            rendered.pop("parts", None)
+            found.append({"action": action, "confidence": round(score, 3), **rendered})
+    return found
+
+
+def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
+                limit: int = 3, agent_name: Optional[str] = None, ranker: Optional[Ranker] = None) -> List[Dict[str, Any]]:
+    """The ``limit`` replies that fit the moment, best first, each with its kind, source and reason."""
+    tracker = with_tracked_slots(prediction.get("tracker") or {}, database_url)
+    policy = policy_candidates(prediction, tracker, domain, database_url, limit + 3)
+    # The policy may have been asked about the conversation as it stood at the customer's last message;
+    # the moment is the conversation as it stands now.
+    current = with_tracked_slots(prediction["current_tracker"], database_url) if prediction.get("current_tracker") \
+        else tracker
+    session = sessionmaker(bind=get_engine(database_url), future=True)()
+    try:
+        facts = facts_from_case_db(session, current.get("slots") or {}, agent_name=agent_name)
+        moment = moment_from_tracker(current, facts)
+        already = said_since_customer(current.get("events") or []) | set(prediction.get("already_said") or ())
+        moment.bot_said = list(dict.fromkeys(moment.bot_said + sorted(already)))
+        learned = learned_candidates(session, moment.issue_type)
+    finally:
+        session.close()
+    ranked = (ranker or get_ranker()).rank(moment, policy, learned, limit=limit)
+    result = []
+    for candidate in ranked:
+        item = candidate.as_dict()
+        item["step"] = item.get("step") or KIND_STEPS.get(candidate.kind)
+        if item["step"] not in STEPS:
+            item["step"] = None
+        result.append(item)
     return result

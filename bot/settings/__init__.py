@@ -39,3 +39,27 @@ def section(name: str) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise RuntimeError(f"Mend settings section '{name}' must be a mapping")
     return value
+
+
+def numbers_for(cls: Any, where: str, env_prefix: str = "") -> Any:
+    """A settings dataclass of numbers from the section ``where`` ("gateway.team"): each field from the
+    environment (``env_prefix`` + its name in capitals), else the file, else its default; a value that
+    is not a positive number is refused with the setting's name."""
+    first, _, rest = where.partition(".")
+    raw = section(first)
+    for part in filter(None, rest.split(".")):
+        raw = raw.get(part) or {}
+    defaults = cls()
+    values: Dict[str, Any] = {}
+    for name in defaults.__dataclass_fields__:
+        default = getattr(defaults, name)
+        given = os.environ.get(f"{env_prefix}{name.upper()}") if env_prefix else None
+        given = given if given not in (None, "") else raw.get(name, default)
+        try:
+            value = type(default)(given)
+        except (TypeError, ValueError) as error:
+            raise RuntimeError(f"{where}.{name} in the settings must be a number, not {given!r}") from error
+        if value <= 0:
+            raise RuntimeError(f"{where}.{name} in the settings must be above 0, not {given!r}")
+        values[name] = value
+    return cls(**values)

@@ -406,6 +406,9 @@
       "data-conversation-id": id,
       "data-section": section,
       "data-level": level || "unknown",
+      // for the queue filters (console_canned.js)
+      "data-status": summary.status || "", "data-issue": issue || "", "data-guest": summary.customer ? "false" : "true",
+      "data-has-messages": summary.last_message ? "true" : "false", "data-assigned": summary.assigned_agent || "",
       "aria-current": id === state.currentId ? "true" : null,
       onclick: function () { openConversation(id, { focus: true }); }
     });
@@ -574,6 +577,7 @@
     renderSuggestions(conv.suggestions);
     renderPlaybook(conv.playbook);
     renderHistory(conv.history);
+    emit("conversation", { id: state.currentId, summary: conv.summary });
   }
 
   function renderHeader() {
@@ -766,6 +770,7 @@
     var existing = dom.transcript.querySelector('[data-message-id="' + cssEscape(id) + '"]');
     if (existing) {
       dom.transcript.replaceChild(node, existing);
+      if (stick) scrollTranscriptToEnd();  // e.g. the rating arrived: the message grew
       return;
     }
     var after = null;
@@ -877,14 +882,7 @@
     }
     var top = (Array.isArray(list) ? list : [])
       .filter(function (sg) { return sg && typeof sg.text === "string" && sg.text; })
-      .map(function (sg, i) { return { sg: sg, i: i }; })
-      .sort(function (a, b) {
-        var ca = typeof a.sg.confidence === "number" ? a.sg.confidence : -1;
-        var cb = typeof b.sg.confidence === "number" ? b.sg.confidence : -1;
-        return cb - ca || a.i - b.i;
-      })
-      .slice(0, 3)
-      .map(function (x) { return x.sg; });
+      .slice(0, 3);  // already ranked for the moment by the server (bot/assist/ranker.py)
 
     if (!top.length) {
       dom.suggestions.appendChild(h("p", { class: "panel-empty" }, "No suggestions right now."));
@@ -909,11 +907,12 @@
       meta.appendChild(h("span", { class: "confidence" }, Math.round(sg.confidence * 100) + "%",
         h("span", { class: "visually-hidden" }, " confidence")));
     }
-    if (sg.source === "playbook") {
-      meta.appendChild(h("span", { class: "chip source", title: "The policy has no further reply here; this is the playbook's next step" },
-        "from the playbook"));
-    }
+    var SOURCES = { policy: "from the policy", library: "from the reply library", learned: "sent by agents before" };
+    if (SOURCES[sg.source]) meta.appendChild(h("span", { class: "chip source", "data-source": sg.source }, SOURCES[sg.source]));
     li.appendChild(meta);
+    if (typeof sg.why === "string" && sg.why) {
+      li.appendChild(h("p", { class: "suggestion-why", "data-testid": "suggestion-why" }, "Why: " + sg.why));
+    }
     if (Array.isArray(sg.buttons) && sg.buttons.length) {
       var titles = sg.buttons.map(function (b) { return b && b.title ? String(b.title) : null; }).filter(Boolean);
       if (titles.length) li.appendChild(h("p", { class: "suggestion-buttons" }, "The bot would also offer: " + titles.join(" · ")));
@@ -928,11 +927,11 @@
       "aria-describedby": textId
     }, "Edit");
     send.addEventListener("click", function () {
-      sendReply(sg.text, sg.action || null, [send, edit]);
+      sendReply(sg.text, sg.action || null, [send, edit], sg.id);
     });
     edit.addEventListener("click", function () {
       dom.input.value = sg.text;
-      setPending({ action: sg.action || null, step: sg.step || null, text: sg.text });
+      setPending({ action: sg.action || null, step: sg.step || null, text: sg.text, id: sg.id });
       clearError();
       dom.input.focus();
       dom.input.setSelectionRange(dom.input.value.length, dom.input.value.length);
@@ -952,9 +951,12 @@
   }
 
   function setPending(pending) {
-    state.pending = pending && pending.action ? pending : null;
+    state.pending = pending && (pending.action || typeof pending.id === "number") ? pending : null;
     dom.origin.hidden = !state.pending;
-    if (state.pending) {
+    if (state.pending && !state.pending.action) {
+      dom.originText.textContent = "Based on a suggestion" +
+        (state.pending.step ? " (" + stepLabel(state.pending.step) + ")" : "") + ": edit it freely before sending.";
+    } else if (state.pending) {
       dom.originText.textContent = "Based on a suggestion" +
         (state.pending.step ? " (" + stepLabel(state.pending.step) + ")" : "") +
         ": the bot will record the “" + state.pending.action + "” step even if you change the text.";
@@ -965,7 +967,7 @@
 
   // ---- sending
 
-  function sendReply(text, action, extraButtons) {
+  function sendReply(text, action, extraButtons, suggestionId) {
     var id = state.currentId;
     if (!id || state.sending) return Promise.resolve(false);
     text = String(text || "").trim();
@@ -979,7 +981,9 @@
     updateSuggestionButtons();
     (extraButtons || []).forEach(function (b) { b.disabled = true; });
     clearError();
-    return api("POST", convPath(id, "send"), { text: text, action: action || null }).then(function (data) {
+    var body = { text: text, action: action || null };
+    if (typeof suggestionId === "number") body.suggestion_id = suggestionId;
+    return api("POST", convPath(id, "send"), body).then(function (data) {
       var msg = data && data.message && typeof data.message === "object" ? data.message
         : (data && data.id !== undefined && data.sender ? data : null);
       if (msg && state.currentId === id && state.conv && !state.loading) upsertMessage(msg);
@@ -1003,7 +1007,7 @@
     if (dom.input.disabled) return;
     var id = state.currentId;
     var action = state.pending ? state.pending.action : null;
-    sendReply(dom.input.value, action).then(function (ok) {
+    sendReply(dom.input.value, action, null, state.pending ? state.pending.id : null).then(function (ok) {
       if (ok && state.currentId === id) {
         dom.input.value = "";
         setPending(null);
@@ -1329,6 +1333,7 @@
     var ev;
     try { ev = JSON.parse(event.data); } catch (e) { return; }
     if (!ev || typeof ev !== "object") return;
+    emit("socket", ev);
     switch (ev.type) {
       case "queue": setQueue(ev.queue); break;
       case "message": routeConversationEvent(ev, applyMessage); break;
@@ -1339,6 +1344,15 @@
       case "error": if (ev.message) toast(String(ev.message), null); break;
       default: break;
     }
+  }
+
+  // ---------------------------------------------------------------- extension events
+
+  var listeners = {};
+  function emit(name, payload) {
+    (listeners[name] || []).forEach(function (fn) {
+      try { fn(payload); } catch (e) { if (window.console) console.error(e); }
+    });
   }
 
   // ---------------------------------------------------------------- WebSocket
@@ -1450,6 +1464,23 @@
       if (data && data.username) { me.username = data.username; me.name = data.name; me.role = data.role; renderQueue(); }
     }, function () { /* 401 redirects */ });
   }
+
+  // Extensions (console_*.js: notes, canned replies, ...) plug in here instead of growing this file.
+  window.MendConsole = {
+    me: me,
+    api: api,
+    on: function (name, fn) { (listeners[name] = listeners[name] || []).push(fn); },
+    currentId: function () { return state.currentId; },
+    currentSummary: function () { return currentSummary() || findSummary(state.currentId); },
+    isMine: function () { var s = currentSummary(); return !!(s && isMine(s)); },
+    composer: function () { return dom.input; },
+    openConversation: function (id) { openConversation(id, { focus: true }); },
+    refreshQueue: refreshQueue,
+    queueItem: function (summary, section) { return queueItem(summary, section); },
+    showError: showError,
+    toast: toast
+  };
+  emit("ready", {});
 
   refreshQueue();
   var hash = /^#conversation=(.+)$/.exec(location.hash);

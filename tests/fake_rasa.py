@@ -1,0 +1,107 @@
+"""A stand-in for Rasa's HTTP API, for gateway tests that must not wait for a trained model.
+
+It reads frustration the simple way (capitals, "!!", "third time") and hands the conversation to a
+person when the customer asks for one; suggestions are unavailable (``/predict`` answers 503), so the
+gateway's own paths are what is tested."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Dict, List, Optional
+
+from aiohttp import web
+
+
+def reading(text: str) -> Dict[str, Any]:
+    cues: List[str] = []
+    letters = [c for c in text if c.isalpha()]
+    if letters and sum(c.isupper() for c in letters) / len(letters) > 0.6:
+        cues.append("capitals: \"" + text[:20] + "\"")
+    if "!!" in text:
+        cues.append("exclamation: \"!!\"")
+    if "third time" in text.lower():
+        cues.append("repeat contact: \"third time\"")
+    score = min(0.95, 0.1 + 0.3 * len(cues))
+    level = "angry" if score >= 0.62 else "annoyed" if score >= 0.35 else "calm"
+    return {"score": score, "level": level, "cues": cues}
+
+
+def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
+    state: Dict[str, Dict[str, Any]] = {}
+    app = web.Application()
+    seen: List[str] = []
+
+    def tracker(conversation_id: str) -> Dict[str, Any]:
+        return state.setdefault(conversation_id, {"sender_id": conversation_id, "slots": {}, "latest_message": {},
+                                                  "events": []})
+
+    def parse(text: str) -> Dict[str, Any]:
+        seen.append(text)
+        return {"text": text, "intent": {"name": "complain_delivery", "confidence": 0.9},
+                "frustration": reading(text), "issue_type": {"name": "delivery", "confidence": 0.9}}
+
+    async def webhook(request: web.Request) -> web.Response:
+        body = await request.json()
+        t = tracker(body["sender"])
+        t["latest_message"] = parse(body["message"])
+        if "person" in body["message"].lower():
+            t["slots"].update(handed_off=True, handoff_reason="customer_request", case_id=case_id,
+                              handoff_summary="Customer asked for a person about a late delivery.")
+            return web.json_response([{"recipient_id": body["sender"], "text": "I'll get a colleague for you."}])
+        return web.json_response([{"recipient_id": body["sender"], "text": "I'm looking into it."}])
+
+    async def get_tracker(request: web.Request) -> web.Response:
+        return web.json_response(tracker(request.match_info["cid"]))
+
+    async def add_message(request: web.Request) -> web.Response:
+        body = await request.json()
+        t = tracker(request.match_info["cid"])
+        t["latest_message"] = parse(body["text"])
+        return web.json_response(t)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response(tracker(request.match_info.get("cid", "-")))
+
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.json_response({"error": "no model in this fake"}, status=503)
+
+    app.router.add_post("/webhooks/rest/webhook", webhook)
+    app.router.add_get("/conversations/{cid}/tracker", get_tracker)
+    app.router.add_post("/conversations/{cid}/messages", add_message)
+    app.router.add_post("/conversations/{cid}/tracker/events", ok)
+    app.router.add_put("/conversations/{cid}/tracker/events", ok)
+    app.router.add_post("/conversations/{cid}/predict", unavailable)
+    app.router.add_post("/conversations/{cid}/execute", unavailable)
+    app.router.add_post("/conversations/{cid}/trigger_intent", unavailable)
+    app.router.add_get("/domain", lambda request: web.json_response({}))
+    app.router.add_get("/status", lambda request: web.json_response({"model_id": "fake"}))
+    return app
+
+
+class FakeRasaThread:
+    """The fake on its own event loop in a thread, for a gateway running as a separate process."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._ready = threading.Event()
+
+    def __enter__(self) -> "FakeRasaThread":
+        threading.Thread(target=self._serve, daemon=True).start()
+        assert self._ready.wait(20), "the fake Rasa did not start"
+        return self
+
+    def _serve(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(fake_rasa_app())
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._loop is not None and self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(20)
+        self._loop.call_soon_threadsafe(self._loop.stop)
