@@ -182,6 +182,8 @@ def run_before(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         (tree / "models").mkdir(exist_ok=True)
         shutil.copy2(MODEL, tree / "models" / MODEL.name)
+        # The blank spaCy pipeline the model names (var/spacy/, made by setup) is not in git.
+        shutil.copytree(PROJECT_ROOT / "var" / "spacy", tree / "var" / "spacy")
         out = tree / "before.json"
         print(f"[gateway] measuring {args.before} first (worktree {tree})", flush=True)
         subprocess.run([sys.executable, str(tree / "bench" / "gateway.py"), "--conversations", str(args.conversations),

@@ -116,6 +116,8 @@
 
   var reduceMotionQuery = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : null;
   function reduceMotion() { return !!(reduceMotionQuery && reduceMotionQuery.matches); }
+  // the width at which trainer.css stacks the page into one column
+  var narrowQuery = window.matchMedia ? window.matchMedia("(max-width: 760px)") : null;
 
   // ---------------------------------------------------------------- helpers
 
@@ -612,6 +614,10 @@
     setStatus("Replaying “" + label + "”…", "loading");
     dom.jump.hidden = true;
     dom.main.setAttribute("aria-busy", "true");
+    // one column (phones): the replay is below the list; bring it up rather than leave the trainer scrolling
+    if (narrowQuery && narrowQuery.matches && opts.scroll !== false) {
+      dom.main.scrollIntoView({ block: "start", behavior: reduceMotion() ? "auto" : "smooth" });
+    }
 
     return api("POST", "/api/trainer/replay", { id: id }).then(function (replay) {
       if (seq !== state.replaySeq) return;
