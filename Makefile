@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for c in python3.10 "$$(pyenv root 2>/dev/null)/versions/3.
 	"$$HOME/.pyenv/versions/3.10.13/bin/python3.10"; do \
 	"$$c" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v "$$c" || echo "$$c"; } && break; done)
 
-.PHONY: setup run test train bench browser clean
+.PHONY: setup run run-scaled test train bench browser clean load-test
 
 $(VENV)/.installed: requirements.lock requirements-nodeps.lock
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (install it with pyenv: pyenv install 3.10.13)"; exit 1; }
@@ -25,6 +25,11 @@ setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m bot run
+
+# The scaled layout: 2 action servers, 2 Rasa servers, 2 gateways (8080, 8081) on PostgreSQL, Redis and
+# RabbitMQ (MEND_DATABASE_URL, MEND_REDIS_URL, MEND_AMQP_URL; defaults: the ones on 127.0.0.1). README: Scaling out.
+run-scaled: $(VENV)/.installed
+	$(PY) -m bot run --replicas 2
 
 train: $(VENV)/.installed
 	$(PY) -m bot train
@@ -47,3 +52,14 @@ bench: setup
 
 clean:
 	rm -rf var models/mend.tar.gz models/mend.fingerprint .rasa
+
+# Load test (bench/load/): Locust in its own virtualenv, never in requirements.lock (its deps clash with Rasa's).
+LOAD_VENV := .venv-load
+$(LOAD_VENV)/.installed: bench/load/requirements.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (install it with pyenv: pyenv install 3.10.13)"; exit 1; }
+	@test -x $(LOAD_VENV)/bin/python || $(PYTHON310) -m venv $(LOAD_VENV)
+	$(LOAD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/load/requirements.txt
+	@touch $@
+
+load-test: setup $(LOAD_VENV)/.installed
+	$(PY) bench/load/run.py --locust $(LOAD_VENV)/bin/locust $(LOAD_ARGS)

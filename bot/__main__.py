@@ -3,6 +3,8 @@
 setup        create the spaCy pipeline, migrate and seed the database, train if needed
 run          setup, then start the action server, Rasa (loopback) and the gateway until Ctrl-C;
              a service that dies is restarted (with backoff; a crash loop is given up and reported)
+run --replicas N   the scaled layout: N action servers, N Rasa servers, N gateways (8080, 8081, ...)
+             on PostgreSQL, Redis and RabbitMQ (MEND_DATABASE_URL, MEND_REDIS_URL, MEND_AMQP_URL)
 secrets      print `export MEND_RASA_TOKEN=... MEND_ACTION_TOKEN=...` for scripts and hand-started servers
 gateway [--port N]   serve only the gateway (Rasa must be running)
 accounts create|password|list      manage staff accounts (agents, trainers, admins)
@@ -102,6 +104,64 @@ mend is running.
     return 0
 
 
+def _run_scaled(replicas: int) -> int:
+    """``run --replicas N``: check the engines and ports, create and migrate, start, supervise until Ctrl-C."""
+    from bot.gateway.config import load_config
+    from bot.scaled import ScaledLayout, ScaledSettings, prepare, preflight, print_banner
+
+    settings = ScaledSettings.from_env()
+    layout = ScaledLayout(settings, replicas, gateway_port=load_config().port, gateway_host=load_config().host)
+    preflight(layout)  # a ScaledError (SystemExit) prints its one line and exits 1
+    prepare(settings)
+    print(f"mend: starting {replicas} action servers, {replicas} Rasa servers and {replicas} gateways "
+          f"(loading the model takes a minute or two)...", flush=True)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # while the models load, these stop everything as Ctrl-C does
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        layout.start()  # stops what it started when interrupted or when a process fails to come up
+    except KeyboardInterrupt:
+        print("mend: interrupted while starting; stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as error:
+        print(f"mend: the scaled layout did not come up: {error} (see var/log/)", file=sys.stderr)
+        return 1
+    print_banner(layout)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+    _supervisor_log(layout.log_dir / "supervisor.log")
+    supervisors = layout.supervise()
+    try:
+        while not stopping:
+            supervisors[0].join(0.5)  # type: ignore[attr-defined]
+            if not all(s.is_alive() for s in supervisors) and not stopping:  # type: ignore[attr-defined]
+                print("mend: a supervisor stopped unexpectedly; stopping Mend", file=sys.stderr)
+                return 1
+    finally:
+        try:
+            print("mend: stopping...", flush=True)
+        except OSError:
+            pass
+        layout.stop()
+    return 0
+
+
+def _replicas(args: Sequence[str]) -> int | None:
+    """``run``'s own options: ``--replicas N`` (None: the single-process layout of ``make run``)."""
+    run_args = argparse.ArgumentParser(prog="python -m bot run")
+    run_args.add_argument("--replicas", type=int, default=None,
+                          help="start the scaled layout with N of each process (PostgreSQL, Redis, RabbitMQ)")
+    replicas = run_args.parse_args(list(args)).replicas
+    if replicas is not None and not 1 <= replicas <= 32:
+        run_args.error("--replicas takes a number from 1 to 32")
+    return replicas
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_all()
         return 0
     if options.command == "run":
-        return _run()
+        replicas = _replicas(options.args)
+        return _run() if replicas is None else _run_scaled(replicas)
     if options.command == "gateway":
         from bot.gateway.server import serve
 

@@ -176,16 +176,24 @@ class Services:
     # -- the interface of make run, the tests and the fault suite ------------------------------------------
 
     def start(self, timeout: float = 240.0) -> "Services":
-        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for name in self.names():
-            self._spawn(name, append_log=False)
+        self.launch()
         try:
-            for name in self.names():
-                wait_for(self.health_url(name), timeout, self._by_name[name])
+            self.wait_ready(timeout)
         except Exception:
             self.stop()
             raise
         return self
+
+    def launch(self) -> None:
+        """Start every service without waiting (the scaled layout starts all replicas at once)."""
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in self.names():
+            self._spawn(name, append_log=False)
+
+    def wait_ready(self, timeout: float = 240.0) -> None:
+        """Wait until every launched service answers (raises if one exits or stays silent)."""
+        for name in self.names():
+            wait_for(self.health_url(name), timeout, self._by_name[name])
 
     def _process(self, name: str) -> subprocess.Popen:
         if name not in SERVICE_NAMES:

@@ -10,6 +10,12 @@ The cache mirrors the database exactly as long as this process is the only write
 what Rasa's in-memory lock store already requires (one Rasa process). Running several Rasa
 processes on one database needs a Redis lock store and ``cached_conversations: 0``.
 
+Scratch conversations (ids starting with ``SCRATCH_PREFIXES``: the gateway's suggestion previews
+and the trainer's replays) are written whole on every save: Rasa's ``PUT .../tracker/events``
+means "replace", but Rasa's SQL store only ever appends the events beyond those it has stored, so a
+shorter replacement changed nothing and the scratch conversations stayed in the store forever.
+Replacing one with no events removes it.
+
 On SQLite it also switches the file to write-ahead logging with ``synchronous=NORMAL``: a
 commit no longer waits for fsync, and readers (the gateway's replay, ``python -m bot replay``)
 do not block the bot. PostgreSQL is left as configured.
@@ -38,6 +44,12 @@ logger = logging.getLogger(__name__)
 rasa_speedups.apply()  # the Rasa server imports this module when it reads endpoints.yml
 
 DEFAULT_CACHED_CONVERSATIONS = 1000
+# Conversations the gateway makes to ask the policy about a state (replays, suggestion previews).
+SCRATCH_PREFIXES = ("suggest-", "replay-")
+
+
+def is_scratch(sender_id: str) -> bool:
+    return str(sender_id).startswith(SCRATCH_PREFIXES)
 
 
 @dataclass
@@ -105,6 +117,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
 
     # -- writing ----------------------------------------------------------------------------------
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if is_scratch(tracker.sender_id):
+            return await self._replace(tracker)
         if not self.cache_size:
             return await super().save(tracker)
         await self.stream_events(tracker)
@@ -113,12 +127,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         new_events = list(tracker.events)[len(stored.rows):]
         if not new_events:
             return
-        rows: List[Dict[str, Any]] = []
-        for event in new_events:
-            data = event.as_dict()
-            rows.append(dict(sender_id=sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
-                             intent_name=((data.get("parse_data") or {}).get("intent") or {}).get("name"),
-                             action_name=data.get("name"), data=json.dumps(data)))
+        rows = [self._row(sender_id, event) for event in new_events]
         try:
             with self.engine.begin() as connection:  # one INSERT of all new rows, committed
                 connection.execute(self.SQLEvent.__table__.insert(), rows)
@@ -128,6 +137,36 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         for row in rows:
             stored.add(row["timestamp"], row["data"], row["type_name"] == SessionStarted.type_name)
         logger.debug("Tracker with sender_id '%s' stored to database", sender_id)
+
+    async def _replace(self, tracker: DialogueStateTracker) -> None:
+        """A scratch conversation becomes exactly the tracker's events (none: it is removed)."""
+        sender_id = tracker.sender_id
+        rows = [self._row(sender_id, event) for event in tracker.events]
+        stored = self._cached(sender_id)
+        if stored is not None and [data for _, data in stored.rows] == [row["data"] for row in rows]:
+            return  # a prediction saves what it read: nothing changed
+        self._forget(sender_id)
+        try:
+            with self.engine.begin() as connection:
+                table = self.SQLEvent.__table__
+                connection.execute(table.delete().where(table.c.sender_id == sender_id))
+                if rows:
+                    connection.execute(table.insert(), rows)
+        except Exception:
+            self._forget(sender_id)
+            raise
+        if rows and self.cache_size:
+            stored = StoredSession(session_start=None)
+            for row in rows:
+                stored.add(row["timestamp"], row["data"], row["type_name"] == SessionStarted.type_name)
+            self._remember(sender_id, stored)
+
+    @staticmethod
+    def _row(sender_id: str, event: Any) -> Dict[str, Any]:
+        data = event.as_dict()
+        return dict(sender_id=sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
+                    intent_name=((data.get("parse_data") or {}).get("intent") or {}).get("name"),
+                    action_name=data.get("name"), data=json.dumps(data))
 
     # -- the cache --------------------------------------------------------------------------------
     def _cached(self, sender_id: Text) -> Optional[StoredSession]:

@@ -11,6 +11,10 @@ from typing import Any, Dict, List, Optional
 
 from aiohttp import web
 
+from bot.recovery.tracker_state import turn_input
+from bot.recovery.tracking import changed_slots
+from bot.recovery.turns import track
+
 
 def reading(text: str) -> Dict[str, Any]:
     cues: List[str] = []
@@ -57,6 +61,19 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         body = await request.json()
         t = tracker(request.match_info["cid"])
         t["latest_message"] = parse(body["text"])
+        t["events"].append({"event": "user", "text": body["text"], "parse_data": t["latest_message"]})
+        # Mend's Rasa tracks a message it only logs (bot/dialogue/tracking_policy.py); here without
+        # the case database.
+        turn = turn_input(request.match_info["cid"], t["slots"], t["latest_message"], t["events"])
+        t["slots"].update(changed_slots(track(turn, None), t["slots"]))
+        return web.json_response(t)
+
+    async def append_events(request: web.Request) -> web.Response:
+        t = tracker(request.match_info["cid"])
+        for event in await request.json():
+            t["events"].append(event)
+            if event.get("event") == "slot":
+                t["slots"][event["name"]] = event.get("value")
         return web.json_response(t)
 
     async def ok(request: web.Request) -> web.Response:
@@ -68,7 +85,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     app.router.add_post("/webhooks/rest/webhook", webhook)
     app.router.add_get("/conversations/{cid}/tracker", get_tracker)
     app.router.add_post("/conversations/{cid}/messages", add_message)
-    app.router.add_post("/conversations/{cid}/tracker/events", ok)
+    app.router.add_post("/conversations/{cid}/tracker/events", append_events)
     app.router.add_put("/conversations/{cid}/tracker/events", ok)
     app.router.add_post("/conversations/{cid}/predict", unavailable)
     app.router.add_post("/conversations/{cid}/execute", unavailable)

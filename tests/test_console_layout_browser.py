@@ -119,6 +119,10 @@ def test_the_console_as_a_team_works_in_it(site, browser):  # noqa: F811 - pytes
     box.press("Enter")
     # The queue card follows the conversation's level (it was calm when the customer asked for a person).
     agent.locator('[data-testid="queue-mine"] [data-testid="queue-item"][data-level="angry"]').wait_for(timeout=30_000)
+    # The chart says the conversation's level, the same one as the queue card (the tracker's), and
+    # calls its dots what they are: each message's own reading.
+    agent.locator('[data-testid="frustration-chart"][data-level="angry"]').wait_for(timeout=30_000)
+    expect(agent.locator(".chart-summary")).to_contain_text("last message")
 
     # The transcript gets most of the height at 1280x800.
     agent.screenshot(path=str(SHOTS / "22-console-canned-1280.png"))

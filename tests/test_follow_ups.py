@@ -32,7 +32,8 @@ from bot.gateway.follow_ups import FollowUpJob, FollowUpSettings
 from bot.gateway.hub import Hub
 from bot.gateway.identity import sign_customer_token
 from bot.gateway.rasa_client import RasaClient
-from bot.gateway.routing import Database, Router
+from bot.casedb.runner import Database
+from bot.gateway.routing import Router
 from bot.settings import DEFAULT_FILE
 from tests.conftest import _reset, running
 

@@ -14,6 +14,7 @@ from bot.gateway.app import create_app
 from bot.gateway.client import Staff, Widget
 from bot.gateway.config import load_config
 from bot.gateway.identity import sign_customer_token
+from bot.gateway.rasa_client import RasaClient
 from tests.fake_rasa import fake_rasa_app
 
 TOKEN_SECRET = "live-rating-customer-secret-long-enough-123"
@@ -66,6 +67,14 @@ async def test_a_message_to_the_agent_gets_its_rating_live(db_url, tmp_path):
         stored = next(m for m in detail["messages"] if m["id"] == ack["id"])
         assert status == 200 and stored["frustration"]["level"] == "angry"
         assert all("frustration" not in e.get("message", {}) for e in widget.received if e.get("type") == "message")
+
+        # One record: the conversation's level in the console is the one in Rasa's tracker, where the
+        # gateway recorded the tracking of the message Rasa only logged.
+        async with http.get(str(rasa.make_url(f"/conversations/{conversation_id}/tracker"))) as response:
+            slots = (await response.json())["slots"]
+        assert slots.get("frustration_level") in ("annoyed", "angry")
+        assert detail["summary"]["frustration"]["level"] == slots["frustration_level"]
+        assert detail["summary"]["frustration"]["score"] == slots["frustration_score"]
         await widget.close()
     finally:
         await agent.close()
@@ -107,6 +116,17 @@ async def test_with_the_real_bot_the_nlu_rates_a_message_sent_to_the_agent(live_
                                   and e["message"]["frustration"] is not None, timeout=60)
         reading = rated["message"]["frustration"]
         assert reading["level"] in ("annoyed", "angry") and reading["cues"], reading
+        # Rasa tracked the message as it logged it (no policy ran): its tracker holds the conversation's
+        # level, and the console's header and queue show that one.
+        rasa = RasaClient(live_bot.rasa_url)
+        await rasa.start()
+        try:
+            slots = (await rasa.tracker(widget.conversation_id))["slots"]
+        finally:
+            await rasa.close()
+        assert slots["frustration_level"] in ("annoyed", "angry")
+        status, detail = await agent.get(f"/api/conversations/{widget.conversation_id}")
+        assert status == 200 and detail["summary"]["frustration"]["level"] == slots["frustration_level"]
         await widget.close()
     finally:
         await agent.close()

@@ -47,3 +47,50 @@ def test_events_deserialise_to_their_types_and_unknown_ones_are_refused():
     assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
     with pytest.raises(ValueError):
         Event.resolve_by_type("no_such_event")
+
+
+EVENT_BODIES_GOOD = [
+    [{"event": "slot", "name": "handed_off", "value": True}, {"event": "action", "name": "action_listen"}],
+    {"event": "bot", "text": "Hi, I'm Ana from the support team."},
+    [],
+]
+EVENT_BODIES_BAD = [
+    [{"event": "no_such_event"}],
+    [{"name": "handed_off", "value": True}],
+    {"event": "slot", "name": "x", "timestamp": "yesterday"},
+    ["slot"],
+]
+
+
+def _request(body):
+    return type("Request", (), {"json": body})()
+
+
+def _original_outcome(body):
+    """What Rasa's own check (jsonschema.validate on the events schema) says: None or the 400's text."""
+    from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
+
+    try:
+        jsonschema.validate(body if isinstance(body, list) else [body], EVENTS_SCHEMA)
+        return None
+    except jsonschema.ValidationError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("body", EVENT_BODIES_GOOD)
+def test_events_the_http_api_accepts_still_pass(body):
+    import rasa.server
+
+    assert _original_outcome(body) is None
+    assert rasa.server.validate_events_in_request_body(_request(body)) is None
+
+
+@pytest.mark.parametrize("body", EVENT_BODIES_BAD)
+def test_bad_events_get_rasas_400_with_the_same_error(body):
+    import rasa.server
+
+    expected = _original_outcome(body)
+    assert expected is not None
+    with pytest.raises(rasa.server.ErrorResponse) as raised:
+        rasa.server.validate_events_in_request_body(_request(body))
+    assert raised.value.status == 400 and expected in raised.value.error_info["message"]

@@ -46,6 +46,13 @@ def test_apology_wording_follows_the_frustration_level():
     assert render_response("utter_does_not_exist", DOMAIN, {}) is None
 
 
+def test_a_response_reads_as_the_bot_would_say_it_with_the_customers_name():
+    verified = render_response("utter_greet", DOMAIN, {"verified": True, "customer_name": "Dana"})["text"]
+    guest = render_response("utter_greet", DOMAIN, {"verified": False, "customer_name": None})["text"]
+    assert verified.startswith("Hi Dana,") and "{" not in verified
+    assert guest.startswith("Hi, I'm Mend") and "Dana" not in guest
+
+
 def test_a_direct_question_gets_the_answer_from_the_case(db_url):
     _refund_on_dana(db_url)
     tracker = _tracker(dict(DANA, frustration_level="annoyed"), text="when do i get my money back??", agent_spoke=True)

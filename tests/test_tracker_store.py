@@ -135,3 +135,28 @@ def say_with_timeout(store: CachedSQLTrackerStore, sender: str, text_: str) -> N
     with store.engine.connect() as connection:  # the store keeps this connection for its thread
         connection.exec_driver_sql("PRAGMA busy_timeout=0")  # fail at once instead of waiting 5 s
     say(store, sender, text_, "ok")
+
+
+def test_a_scratch_conversation_is_replaced_whole_and_removed_with_no_events(store_settings):
+    """The trainer's replays and the suggestion previews write scratch conversations with PUT (replace)."""
+    for store in (cached(store_settings), cached(store_settings, cached_conversations=0)):
+        sender = "replay-tstore-" + str(store.cache_size)
+        long = DialogueStateTracker.from_events(sender, [ActionExecuted("action_listen"), UserUttered("one"),
+                                                         BotUttered("first"), UserUttered("two")], DOMAIN.slots)
+        run(store.save(long))
+        short = DialogueStateTracker.from_events(sender, [ActionExecuted("action_listen"), UserUttered("other")],
+                                                 DOMAIN.slots)
+        run(store.save(short))
+        texts = [e.get("text") for e in events_of(plain(store_settings), sender)]
+        assert texts == [None, "other"]  # what is on disk: the replacement, not the old events plus a tail
+        assert [e.get("text") for e in events_of(store, sender)] == [None, "other"]
+        run(store.save(DialogueStateTracker.from_events(sender, [], DOMAIN.slots)))
+        assert events_of(plain(store_settings), sender) == []
+        assert run(store.retrieve(sender)) is None
+
+
+def test_a_real_conversation_is_never_replaced_by_a_shorter_save(store_settings):
+    store = cached(store_settings)
+    say(store, "tstore-keep", "where is my order", "Let me look.")
+    run(store.save(DialogueStateTracker.from_events("tstore-keep", [], DOMAIN.slots)))
+    assert [e["event"] for e in events_of(plain(store_settings), "tstore-keep")].count("user") == 1

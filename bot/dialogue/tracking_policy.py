@@ -21,6 +21,12 @@ bot message that offered it) is written into that user event's parse data before
 computed. The tracker is saved after this prediction, so the stored event, the REST tracker's
 ``latest_message`` (what the gateway stores per message for the console), later turns'
 conversation level and the trainer's recorded conversations all carry it.
+
+While a person holds the conversation, the gateway only logs the customer's messages
+(``POST /conversations/{id}/messages``: parsed, slot mappings run, no prediction), so no policy
+runs. The same tracking then runs in Rasa's slot-extraction step for those messages
+(``track_logged_messages``), and the tracker the gateway gets back already carries the slots: one
+function, run once per message, in Rasa, and one record every page reads.
 """
 from __future__ import annotations
 
@@ -103,13 +109,49 @@ class ConversationTrackingPolicy(Policy):
     def predict_action_probabilities(self, tracker: DialogueStateTracker, domain: Domain,
                                      rule_only_data: Optional[Dict[Text, Any]] = None,
                                      **kwargs: Any) -> PolicyPrediction:
-        events: List[SlotSet] = []
+        return self._prediction(self._default_predictions(domain), events=tracking_events(tracker, domain))
+
+
+def tracking_events(tracker: DialogueStateTracker, domain: Domain) -> List[SlotSet]:
+    """The slot events the customer's latest message brings (none once an action ran after it)."""
+    latest = awaiting_first_action(tracker)
+    if latest is None:
+        return []
+    rate_tap(tracker, latest)
+    known = _slot_names(domain)
+    slots = {name: value for name, value in tracked_slots(turn_for(tracker)).items() if name in known}
+    return [SlotSet(name, value) for name, value in changed_slots(slots, tracker.current_slot_values()).items()]
+
+
+# -- messages Rasa only logs ----------------------------------------------------------------------
+_ORIGINAL_EXTRACT_SLOTS: Optional[Any] = None
+
+
+def is_logged_only(event: Any) -> bool:
+    """A customer message logged through the HTTP API (``/messages``), not received on a channel:
+    no prediction follows it, so no policy tracks it. Channels (the REST webhook, external intents)
+    name themselves in ``input_channel``; the logging endpoint names none."""
+    return isinstance(event, UserUttered) and not event.input_channel
+
+
+def track_logged_messages() -> None:
+    """Run the tracking in Rasa's slot extraction for messages that are only logged (idempotent)."""
+    global _ORIGINAL_EXTRACT_SLOTS
+    from rasa.core.processor import MessageProcessor
+
+    if _ORIGINAL_EXTRACT_SLOTS is not None:
+        return
+    _ORIGINAL_EXTRACT_SLOTS = MessageProcessor.run_action_extract_slots
+
+    async def run_action_extract_slots(self: Any, output_channel: Any, tracker: DialogueStateTracker) -> DialogueStateTracker:
+        tracker = await _ORIGINAL_EXTRACT_SLOTS(self, output_channel, tracker)
         latest = awaiting_first_action(tracker)
-        if latest is not None:
-            rate_tap(tracker, latest)
-            known = _slot_names(domain)
-            slots = {name: value for name, value in tracked_slots(turn_for(tracker)).items() if name in known}
-            events = [SlotSet(name, value)
-                      for name, value in changed_slots(slots, tracker.current_slot_values()).items()]
-        return self._prediction(self._default_predictions(domain), events=events)
+        if latest is not None and is_logged_only(latest):
+            tracker.update_with_events(tracking_events(tracker, self.domain), self.domain)
+        return tracker
+
+    MessageProcessor.run_action_extract_slots = run_action_extract_slots
+
+
+track_logged_messages()  # Rasa imports this module when it loads a model trained with this policy
 

@@ -19,6 +19,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from bot.gateway import accounts, staff_sessions, throttle, transcript
 from bot.gateway.config import GatewayConfig
 from bot.gateway.hub import ConsoleClient, Hub
+from bot.gateway import fanout
 from bot.gateway.identity import (
     TokenError,
     guest_may_resume,
@@ -33,7 +34,8 @@ from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_m
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.api_errors import api_errors, json_object
 from bot.gateway.faults import NOT_STORED, NotStored
-from bot.gateway.routing import Database, Router, RoutingError, customer_view
+from bot.casedb.runner import Database
+from bot.gateway.routing import Router, RoutingError, customer_view
 from bot.gateway import trainer_api
 from bot.gateway import team_api
 from bot.gateway import canned, canned_api
@@ -271,7 +273,7 @@ async def api_send(request: web.Request, staff: accounts.Staff) -> web.Response:
         raise RoutingError(400, "The reply is empty.")
     if len(text) > limit:
         raise RoutingError(413, too_long_message(limit))
-    if not request.app[LIMITER].allow("agent:" + staff.username):
+    if not await request.app[LIMITER].allowed("agent:" + staff.username):
         raise RoutingError(429, RATE_LIMITED)
     # The suggestion the reply started from (its id from the suggestions event), for the telemetry.
     suggestion_id = body.get("suggestion_id") if isinstance(body.get("suggestion_id"), int) else None
@@ -458,7 +460,7 @@ async def _widget_frame(app: web.Application, socket: web.WebSocketResponse, con
         await _widget_error(socket, "too_long", too_long_message(config.max_message_chars), client_id)
         return
     router = app[ROUTER]
-    if not router.retrying(conversation_id, client_id) and not app[LIMITER].allow("widget:" + conversation_id):
+    if not router.retrying(conversation_id, client_id) and not await app[LIMITER].allowed("widget:" + conversation_id):
         await _widget_error(socket, "rate_limited", RATE_LIMITED, client_id)
         return
     payload = data.get("payload")
@@ -525,11 +527,11 @@ def _project_path(value: str) -> Path:
 def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
     app[CONFIG] = config
-    app[HUB] = Hub()
+    app[HUB] = Hub(fanout.from_config(config))  # with MEND_REDIS_URL: shared with the other gateways
     app[DB] = Database(config.database_url)
     app[RASA] = rasa or RasaClient(config.rasa_url, config.rasa_timeout)
     app[ROUTER] = Router(app[DB], app[RASA], app[HUB], config.live_minutes, config.history_messages)
-    app[LIMITER] = RateLimiter(config.rate_burst, config.rate_per_minute)
+    app[LIMITER] = fanout.rate_limiter(config, app[HUB].fanout)  # in Redis when it is configured
     app[LOGIN_LIMITS] = throttle.LoginLimits(config.login_window_minutes, config.login_per_username,
                                               config.login_per_address, config.login_global_per_minute)
     app[STAFF_SOCKETS] = {}
@@ -543,6 +545,7 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
 
     async def on_startup(app: web.Application) -> None:
         await app[RASA].start()
+        await app[HUB].start(lambda: app[DB].run(fanout.assigned_conversations))  # Redis only
         # The suggestion ranker loads the sentence encoder and embeds the reply library once, now,
         # rather than in front of the first agent who takes over.
         from bot.gateway.suggestions import get_ranker
@@ -559,6 +562,7 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
         if FOLLOW_UP_JOB in app:
             await app[FOLLOW_UP_JOB].stop()
         await app[ROUTER].drain()
+        await app[HUB].stop()
         await app[RASA].close()
 
     app.on_startup.append(on_startup)

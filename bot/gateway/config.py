@@ -67,7 +67,10 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
+    # One Rasa server, or several comma-separated (the scaled layout): each conversation then goes to
+    # one of them, chosen by rendezvous hashing of its id (bot.gateway.rasa_client).
     rasa_url: str = "http://127.0.0.1:5005"
+    rasa_down_seconds: float = 10.0  # a Rasa server that failed is passed over this long
     rasa_timeout: float = 20.0
     allowed_origins: List[str] = field(default_factory=list)
     customer_token_secret: str = ""
@@ -84,6 +87,7 @@ class GatewayConfig:
     live_minutes: int = 30
     history_messages: int = 500
     database_url: Optional[str] = None  # None: the case database from the settings
+    redis_url: Optional[str] = None  # MEND_REDIS_URL: several gateways share fan-out, locks, rate limits (fanout.py)
     story_dirs: List[str] = field(default_factory=lambda: ["tests"])  # test stories the trainer page lists
     trainer_export_dir: str = "tests/trainer"  # where the trainer page saves exported test stories
     # Abuse limits (``gateway.abuse`` in the settings file).
@@ -96,6 +100,10 @@ class GatewayConfig:
     verified_guest_hours: float = 4.0
     live_fold_after: int = 3
 
+    def rasa_servers(self) -> List[str]:
+        """Every Rasa server this gateway may use (rasa_url split at commas)."""
+        return _url_list(self.rasa_url) or ["http://127.0.0.1:5005"]
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -104,6 +112,23 @@ class GatewayConfig:
         """Origins whose pages may open sockets: the gateway itself, plus configured host sites."""
         own = {self.base_url, f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"}
         return sorted(own | {o.rstrip("/") for o in self.allowed_origins if o})
+
+
+def rasa_down_seconds() -> float:
+    """How long a Rasa server that failed is passed over: MEND_RASA_DOWN_SECONDS, else gateway.rasa_down_seconds."""
+    raw = os.environ.get("MEND_RASA_DOWN_SECONDS") or section("gateway").get("rasa_down_seconds", 10)
+    return max(0.0, float(raw))
+
+
+def _url_list(value: object) -> List[str]:
+    """Rasa URLs from a comma-separated string (MEND_RASA_URLS, MEND_RASA_URL) or a YAML list; no duplicates."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])  # type: ignore[call-overload]
+    urls: List[str] = []
+    for item in items:
+        url = str(item).strip().rstrip("/")
+        if url and url not in urls:
+            urls.append(url)
+    return urls
 
 
 def load_config(**overrides: object) -> GatewayConfig:
@@ -117,7 +142,9 @@ def load_config(**overrides: object) -> GatewayConfig:
         host=os.environ.get("MEND_GATEWAY_HOST") or str(raw.get("host") or "127.0.0.1"),
         port=int(os.environ.get("MEND_GATEWAY_PORT") or raw.get("port") or 8080),
         public_url=public_url,
-        rasa_url=(os.environ.get("MEND_RASA_URL") or str(raw.get("rasa_url") or "http://127.0.0.1:5005")).rstrip("/"),
+        rasa_url=",".join(_url_list(os.environ.get("MEND_RASA_URLS") or os.environ.get("MEND_RASA_URL")
+                                    or raw.get("rasa_url") or "http://127.0.0.1:5005")),
+        rasa_down_seconds=rasa_down_seconds(),
         rasa_timeout=float(raw.get("rasa_timeout_seconds", 20)),
         allowed_origins=list(raw.get("allowed_origins") or []) + env_origins,
         customer_token_max_minutes=int(raw.get("customer_token_max_minutes", 60)),
@@ -143,6 +170,7 @@ def load_config(**overrides: object) -> GatewayConfig:
     config.new_conversations_per_hour = int(abuse.get("new_conversations_per_hour", 30))
     config.verified_guest_hours = float(abuse.get("verified_guest_hours", 4))
     config.live_fold_after = int(abuse.get("live_fold_after", 3))
+    config.redis_url = (os.environ.get("MEND_REDIS_URL") or str(raw.get("redis_url") or "")).strip() or None
     for key, value in overrides.items():
         setattr(config, key, value)
     if not config.customer_token_secret:

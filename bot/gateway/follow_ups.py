@@ -34,7 +34,8 @@ from aiohttp import web
 from bot.casedb import repository as repo
 from bot.gateway import transcript
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
-from bot.gateway.routing import Database, Router, customer_view
+from bot.casedb.runner import Database
+from bot.gateway.routing import Router, customer_view
 from bot.gateway.views import promise_view
 from bot.settings import section
 

@@ -25,6 +25,11 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return allowed
 
+    async def allowed(self, key: str) -> bool:
+        """What the gateway awaits: this process's bucket here; the Redis-backed limiter
+        (fanout.RedisRateLimiter) answers the same call for all gateways at once."""
+        return self.allow(key)
+
 
 def clean_text(value: object) -> Optional[str]:
     """Message text as stored: a string without NUL bytes (PostgreSQL refuses them), stripped."""

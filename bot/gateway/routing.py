@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Callable, DefaultDict, Dict, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, DefaultDict, Dict, List, Optional, Set, Tuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.casedb import repository as repo
-from bot.casedb.engine import session_scope
+from bot.casedb.runner import Database
 from bot.gateway import transcript
 from bot.gateway.api_errors import ApiError
 from bot.gateway.faults import (
@@ -32,37 +32,22 @@ from bot.gateway.faults import (
     spoken,
     user_event_index,
 )
+from bot.gateway.fanout import conversation_lock
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient, RasaUnavailable
 from bot.assist import learned as learned_replies, telemetry as assist_telemetry
 from bot.assist.facts import facts_from_case_db
 from bot.gateway.suggestions import reply_point, said_since_customer, suggestions as render_suggestions
 from bot.gateway.views import frustration_trend, history_view, playbook_view
-from bot.recovery.frustration import conversation_frustration
 from bot.recovery.turns import ACTION_TURNS
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 MAX_RETRYING_IDS = 50  # client ids per conversation allowed to resend past the rate limit after a failed store
 
 
 class RoutingError(ApiError):
     """A conversation request that cannot be carried out (unknown, or someone else's)."""
-
-
-class Database:
-    """Runs case-database work in worker threads so sockets keep flowing."""
-
-    def __init__(self, url: Optional[str] = None) -> None:
-        self.url = url
-
-    async def run(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def call() -> T:
-            with session_scope(self.url) as session:
-                return work(session, *args, **kwargs)
-
-        return await asyncio.to_thread(call)
 
 
 class Router:
@@ -207,7 +192,7 @@ class Router:
 
     async def _process(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
                        after_outage: bool = False) -> None:
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             try:
                 conversation = await self.db.run(transcript.get_conversation, conversation_id)
                 if conversation is None:
@@ -304,6 +289,8 @@ class Router:
             self._schedule_recovery()
             await self._publish_state(conversation_id, suggest=False)
             return
+        # Rasa tracked the message as it logged it (bot/dialogue/tracking_policy.py): the tracker's slots
+        # (frustration, issue type) are the conversation's, for the console, the queue and the suggestions.
         await self._absorb_tracker(conversation_id, message_id, tracker)
         await self._publish_state(conversation_id, suggest=True)
 
@@ -317,14 +304,9 @@ class Router:
             transcript.set_parse(session, message_id, parse, True)
             conversation = transcript.get_conversation(session, conversation_id)
             fields: Dict[str, Any] = {}
-            levels = [transcript.message_dict(m)["frustration"] for m in transcript.messages(session, conversation_id)
-                      if m.sender == "customer" and m.parse]
-            mood = conversation_frustration([f for f in levels if isinstance(f, dict)])
-            if conversation.status == "bot" and slots.get("frustration_level"):
+            if slots.get("frustration_level"):  # the tracker's, bot or person holding: one formula
                 fields.update(frustration_level=slots["frustration_level"],
                               frustration_score=float(slots.get("frustration_score") or 0.0))
-            else:
-                fields.update(frustration_level=mood.level, frustration_score=mood.score)
             issue = slots.get("issue_type") or (parse.get("issue_type") or {}).get("name")
             if issue and issue != "other":
                 fields["issue_type"] = issue
@@ -445,7 +427,7 @@ class Router:
 
     # -- agent side -----------------------------------------------------------------------
     async def take(self, conversation_id: str, agent: str) -> None:
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             def claim(session: Any) -> str:
                 conversation = transcript.get_conversation(session, conversation_id)
                 if conversation is None:
@@ -486,7 +468,7 @@ class Router:
     async def send(self, conversation_id: str, agent: str, text: str, action: Optional[str],
                    suggestion_id: Any = None) -> Dict[str, Any]:
         """The agent's reply: to the customer, and into the Rasa tracker so the dialogue state follows."""
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             conversation = await self.db.run(transcript.get_conversation, conversation_id)
             if conversation is None:
                 raise RoutingError(404, "No such conversation.")
@@ -548,7 +530,7 @@ class Router:
             logger.warning("could not record the reply's telemetry for %s: %r", conversation_id, error)
 
     async def hand_back(self, conversation_id: str, agent: str) -> None:
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             def release(session: Any) -> None:
                 conversation = transcript.get_conversation(session, conversation_id)
                 if conversation is None:
@@ -576,7 +558,7 @@ class Router:
         (Rasa's ``handed_off`` stays true): a new agent is announced, the queue is told politely.
         """
         target = to.strip().lower() if isinstance(to, str) else None
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             def move(session: Any) -> Dict[str, Any]:
                 from bot.casedb.models import Account  # staff accounts: only reassign reads them here
 
@@ -687,9 +669,15 @@ class Router:
         prefix = reply_point(events)
         if not prefix:
             return now
-        scratch = f"suggest-{conversation_id}"
+        scratch = f"suggest-{conversation_id}"  # a scratch conversation: replaced whole, removed after use
         await self.rasa.replace_events(scratch, list(prefix))
-        earlier = await self.rasa.predict(scratch)
+        try:
+            earlier = await self.rasa.predict(scratch)
+        finally:
+            try:
+                await self.rasa.replace_events(scratch, [])
+            except RasaUnavailable as error:  # replaced whole next time all the same
+                logger.warning("could not remove the scratch conversation %s: %s", scratch, error)
         tracker = earlier.get("tracker") or {}
         tracker["sender_id"] = conversation_id
         earlier["already_said"] = sorted(said_since_customer(events))
@@ -750,7 +738,7 @@ class Router:
         """Await ``work()`` while no customer message or agent action of the conversation is being
         processed (the follow-up job posts a check-in this way); when it returns something true, the
         consoles following the conversation get its new state."""
-        async with self._locks[conversation_id]:
+        async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             result = await work()
         if result:
             await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))

@@ -2,7 +2,7 @@
 and from the reply library and replies agents sent before (ranked in bot/assist/ranker.py).
 
 Rasa's ``/predict`` scores every action without changing the tracker. Responses
-(``utter_*``) are rendered from the domain with the conversation's slots (conditional
+(``utter_*``) are rendered by Rasa's templated NLG with the conversation's slots (conditional
 variations included); custom actions are previewed by running their recovery turn on
 the real case database inside a transaction that is always rolled back, so the agent
 sees exactly what the bot would say, and nothing is recorded until the agent sends it.
@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
 from sqlalchemy.orm import sessionmaker
 
 from bot.assist.facts import facts_from_case_db
@@ -25,7 +26,6 @@ from bot.recovery import turns
 from bot.recovery.conversation import TurnReply
 from bot.recovery.playbook import STEPS
 from bot.recovery.tracker_state import turn_input
-from bot.recovery.tracking import tracked_slots
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +70,18 @@ def reply_point(events: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
     return events[:end]
 
 
-def _condition_holds(condition: Sequence[Mapping[str, Any]], slots: Mapping[str, Any]) -> bool:
-    return all(c.get("type") != "slot" or slots.get(c.get("name")) == c.get("value") for c in condition)
+# The channel the gateway talks to Rasa on: channel-specific variations are chosen as for the bot.
+OUTPUT_CHANNEL = "rest"
 
 
 def render_response(name: str, domain: Mapping[str, Any], slots: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """A domain response as Rasa would pick it: matching conditional variations first, then the plain ones."""
-    variations = [v for v in (domain.get("responses") or {}).get(name) or [] if isinstance(v, dict)]
-    conditional = [v for v in variations if v.get("condition") and _condition_holds(v["condition"], slots)]
-    chosen = (conditional or [v for v in variations if not v.get("condition")] or [None])[0]
-    if chosen is None or not chosen.get("text"):
+    """A domain response as the bot would say it now, chosen and filled by Rasa's own templated NLG
+    (conditional variations included), so a suggestion never reads differently from the bot."""
+    generated = TemplatedNaturalLanguageGenerator(domain.get("responses") or {}).generate_from_slots(
+        name, dict(slots), OUTPUT_CHANNEL)
+    if not generated or not generated.get("text"):
         return None
-    text = str(chosen["text"])
-    try:
-        text = text.format_map({k: ("" if v is None else v) for k, v in slots.items()})
-    except (KeyError, ValueError, IndexError):
-        pass  # a template naming an unset slot is shown as written
-    return {"text": text, "buttons": list(chosen.get("buttons") or [])}
+    return {"text": str(generated["text"]), "buttons": list(generated.get("buttons") or [])}
 
 
 def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional[str] = None) -> TurnReply:
@@ -101,18 +96,6 @@ def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional
     finally:
         session.rollback()
         session.close()
-
-
-def with_tracked_slots(tracker: Mapping[str, Any], database_url: Optional[str] = None) -> Mapping[str, Any]:
-    """The tracker with its conversation-level slots (frustration, issue type, identity) brought up to
-    date: messages that reach an agent are logged without the bot's tracking policy running."""
-    if not tracker.get("latest_message"):
-        return tracker
-    slots = dict(tracker.get("slots") or {})
-    turn = turn_input(str(tracker.get("sender_id") or ""), slots, tracker.get("latest_message"),
-                      tracker.get("events") or [])
-    slots.update(tracked_slots(turn, database_url))
-    return dict(tracker, slots=slots)
 
 
 def _join(parts: List[Dict[str, Any]]) -> Dict[str, Any]:
@@ -197,12 +180,13 @@ def policy_candidates(prediction: Mapping[str, Any], tracker: Mapping[str, Any],
 def suggestions(prediction: Mapping[str, Any], domain: Mapping[str, Any], database_url: Optional[str] = None,
                 limit: int = 3, agent_name: Optional[str] = None, ranker: Optional[Ranker] = None) -> List[Dict[str, Any]]:
     """The ``limit`` replies that fit the moment, best first, each with its kind, source and reason."""
-    tracker = with_tracked_slots(prediction.get("tracker") or {}, database_url)
+    # The tracker's slots are current: Rasa's tracking policy set them for the bot's turns, the gateway
+    # appended them for the messages a person received (``Router._track``).
+    tracker = prediction.get("tracker") or {}
     policy = policy_candidates(prediction, tracker, domain, database_url, limit + 3)
     # The policy may have been asked about the conversation as it stood at the customer's last message;
     # the moment is the conversation as it stands now.
-    current = with_tracked_slots(prediction["current_tracker"], database_url) if prediction.get("current_tracker") \
-        else tracker
+    current = prediction.get("current_tracker") or tracker
     session = sessionmaker(bind=get_engine(database_url), future=True)()
     try:
         facts = facts_from_case_db(session, current.get("slots") or {}, agent_name=agent_name)

@@ -17,7 +17,8 @@ from bot.gateway import accounts, notes, search
 from bot.gateway.api_errors import ApiError, api_errors, json_object
 from bot.gateway.hub import Hub
 from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text
-from bot.gateway.routing import Database, Router
+from bot.casedb.runner import Database
+from bot.gateway.routing import Router
 from bot.settings import numbers_for
 
 CONVERSATION_ID_MAX = 64  # chat_conversations.id

@@ -1,7 +1,7 @@
 """The conversation-level slots after a customer message, with the case database or without it.
 
-Used by the Rasa policy that sets them (bot/dialogue/tracking_policy.py), by the gateway's
-reply previews for conversations an agent holds, and by the tests' simulated chat.
+Used inside the Rasa server (bot/dialogue/tracking_policy.py: after each customer message the bot
+answers, and as each message a person receives is logged) and by the tests' simulated chat.
 """
 from __future__ import annotations
 

@@ -804,7 +804,9 @@
 
     var summary = conv.summary || {};
     var last = trend.length ? trend[trend.length - 1] : null;
-    var level = (last && (levelOf(last) || levelForScore(last.score))) || levelOf(summary.frustration);
+    // The conversation's level (the tracker's, as in the header and the queue); the dots are each
+    // message's own reading, so the two never disagree in front of the agent.
+    var level = levelOf(summary.frustration) || (last && (levelOf(last) || levelForScore(last.score)));
 
     if (!trend.length) {
       dom.chart.setAttribute("data-level", level || "unknown");
@@ -819,7 +821,7 @@
     var peak = trend.reduce(function (m, p) { return Math.max(m, p.score); }, 0);
     dom.chartSummary.appendChild(h("span", { class: "chart-summary-main" }, "Frustration: " + (level || "unknown") + ", " + direction));
     dom.chartSummary.appendChild(h("span", { class: "chart-summary-detail" },
-      " · now " + scoreText(last.score) + ", peak " + scoreText(peak) + " over " + trend.length +
+      " · last message " + scoreText(last.score) + ", peak " + scoreText(peak) + " over " + trend.length +
       (trend.length === 1 ? " rated message" : " rated messages") +
       " (annoyed from " + THRESHOLDS.annoyed + ", angry from " + THRESHOLDS.angry + ")"));
 

@@ -1,0 +1,346 @@
+"""Two gateways, one conversation: a customer on gateway A and an agent on gateway B see each other live
+through Redis pub/sub, each push reaching each socket exactly once; the conversation lock and the
+rate limits hold across both gateways; with Redis gone, a gateway still serves its own sockets.
+
+Runs against the real Redis (MEND_TEST_REDIS_URL, default redis://127.0.0.1:6379/15) and is SKIPPED,
+saying why, when it does not answer. Every run uses its own key prefix and channel and removes its keys.
+Rasa is tests/fake_rasa.py (no trained model needed): the gateways' paths are what is tested.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from typing import Any, AsyncIterator, Dict, List, Tuple
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.casedb.engine import session_scope
+from bot.gateway.accounts import create_account
+from bot.gateway.app import HUB, LIMITER, create_app
+from bot.gateway.client import Staff, Widget
+from bot.gateway.config import load_config
+from bot.gateway.fanout import FanoutSettings, RedisFanout, RedisRateLimiter, conversation_lock, finish
+from bot.gateway.hub import Hub
+from bot.gateway.identity import sign_customer_token
+from tests.fake_rasa import fake_rasa_app
+
+REDIS_URL = os.environ.get("MEND_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TOKEN_SECRET = "fanout-customer-secret-long-enough-1234567"
+SESSION_SECRET = "fanout-session-secret-long-enough-123456789"
+PASSWORD = "fan out password"
+# Nothing listens here (this suite's own port range): "Redis is down".
+DEAD_REDIS = f"redis://127.0.0.1:{int(os.environ.get('MEND_TEST_PORT_BASE', '6600')) + 199}/0"
+
+
+async def _redis_answers() -> str:
+    import redis.asyncio as aioredis
+    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await asyncio.wait_for(client.ping(), 2)
+        return ""
+    except Exception as error:  # noqa: BLE001 - any failure means "not here"
+        return f"{type(error).__name__}: {error}"
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+@pytest.fixture
+async def redis_prefix(monkeypatch) -> AsyncIterator[str]:
+    """A key prefix (and channel) of this test alone; its keys are deleted afterwards."""
+    problem = await _redis_answers()
+    if problem:
+        pytest.skip(f"Redis at {REDIS_URL} does not answer ({problem}): the multi-gateway tests need a real "
+                    f"Redis (set MEND_TEST_REDIS_URL; .ci/run provides one)")
+    prefix = f"mendtest-{secrets.token_hex(6)}"
+    monkeypatch.setenv("MEND_REDIS_PREFIX", prefix)
+    monkeypatch.setenv("MEND_REDIS_PRESENCE_TTL", "6")
+    yield prefix
+    import redis.asyncio as aioredis
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.close(close_connection_pool=True)
+
+
+async def _two_gateways(db_url: str, tmp_path: Any, **overrides: Any) -> Tuple[TestServer, TestServer, TestServer]:
+    rasa = TestServer(fake_rasa_app(), host="127.0.0.1")
+    await rasa.start_server()
+    gateways = []
+    for name in ("a", "b"):
+        config = load_config(rasa_url=str(rasa.make_url("")).rstrip("/"), database_url=db_url, port=0,
+                             customer_token_secret=TOKEN_SECRET, session_secret=SESSION_SECRET,
+                             redis_url=REDIS_URL, trainer_export_dir=str(tmp_path / f"trainer-{name}"),
+                             **overrides)
+        server = TestServer(create_app(config), host="127.0.0.1")
+        await server.start_server()
+        gateways.append(server)
+    return rasa, gateways[0], gateways[1]
+
+
+def _base(server: TestServer) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def _drain_console(agent: Staff, quiet: float = 1.0) -> None:
+    while True:
+        try:
+            agent.events.append(await agent.socket.receive_json(timeout=quiet))
+        except asyncio.TimeoutError:
+            return
+
+
+def _messages(events: List[Dict[str, Any]], message_id: int) -> List[Dict[str, Any]]:
+    return [e for e in events if e.get("type") == "message" and (e.get("message") or {}).get("id") == message_id]
+
+
+async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_url, tmp_path, redis_prefix):
+    with session_scope(db_url) as session:
+        create_account(session, "bo", PASSWORD, "agent", "Bo")
+    rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path)
+    http = aiohttp.ClientSession()
+    agent = Staff(_base(gateway_b))
+    widget = Widget(_base(gateway_a), http)
+    try:
+        assert await agent.login("bo", PASSWORD) == 302
+        await agent.open_console()
+        # Gateway A learns through Redis that Bo is online on B (it routes and publishes the queue for him).
+        await _eventually(lambda: "bo" in gateway_a.app[HUB].online_agents())
+        assert not gateway_a.app[HUB].consoles  # ... though no console is connected to A itself
+
+        await widget.connect(token=sign_customer_token("cust-1001", TOKEN_SECRET))
+        conversation_id = widget.conversation_id
+        await agent.watch(conversation_id)
+        await _eventually(lambda: gateway_a.app[HUB].watched(conversation_id))
+
+        # The customer writes on A; the agent following the conversation on B sees it live, and the bot's answer.
+        await widget.send("hello, my parcel is late")
+        first = await widget.until(lambda e: e.get("type") == "ack")
+        seen = await agent.until(lambda e: e.get("type") == "message" and e["message"]["id"] == first["id"], 30)
+        assert seen["conversation_id"] == conversation_id and seen["message"]["text"] == "hello, my parcel is late"
+        await agent.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", 30)
+
+        # Asking for a person: the conversation appears in the agent's queue on B.
+        await widget.send("I want to talk to a person please")
+        await widget.until(lambda e: e.get("type") == "status" and e.get("status") == "waiting")
+        await agent.until(lambda e: e.get("type") == "queue" and any(
+            s["conversation_id"] == conversation_id for s in e["queue"]["waiting"]), 30)
+
+        # Bo takes over on B: the customer on A hears it; A's mirror knows who holds the conversation.
+        assert (await agent.post(f"/api/conversations/{conversation_id}/take"))[0] == 200
+        joined = await widget.until(lambda e: e.get("type") == "status" and e.get("status") == "agent", 30)
+        assert joined["agent"]["name"] == "Bo"
+        await _eventually(lambda: gateway_a.app[HUB].assignments.get(conversation_id) == "bo")
+
+        # Bo replies on B; the customer on A receives the reply.
+        status, sent = await agent.post(f"/api/conversations/{conversation_id}/send",
+                                        {"text": "Hi, I'm Bo. Let me check your parcel."})
+        assert status == 200, sent
+        reply_id = sent["message"]["id"]
+        reply = await widget.until(lambda e: e.get("type") == "message" and e["message"]["id"] == reply_id, 30)
+        assert reply["message"]["text"] == "Hi, I'm Bo. Let me check your parcel." and reply["message"]["sender"] == "agent"
+
+        # Bo now follows another conversation: the customer's next message still reaches him on B,
+        # because he holds it (the assignment, not the watch).
+        await agent.watch("some-other-conversation")
+        await _eventually(lambda: not gateway_a.app[HUB].fanout.remote_watching & {conversation_id})
+        await widget.send("thanks, it was order 1001")
+        last = await widget.until(lambda e: e.get("type") == "ack" and e["id"] != first["id"])
+        await agent.until(lambda e: e.get("type") == "message" and e["message"]["id"] == last["id"], 30)
+
+        # Exactly once per socket, for the agent's own gateway and for the other one.
+        await asyncio.gather(widget.settle(1.0), _drain_console(agent, 1.0))
+        assert len(_messages(widget.received, reply_id)) == 1
+        assert len(_messages(agent.events, reply_id)) == 1  # published by B, delivered by B once
+        joined_notes = [e for e in widget.received if e.get("type") == "agent_joined"]
+        assert len(joined_notes) == 1
+        customer_first = _messages(agent.events, first["id"])
+        assert [m["message"]["frustration"] is None for m in customer_first] == [True, False]  # unrated, then rated
+        for event in widget.received:
+            if event.get("type") == "message" and event["message"].get("id") is not None:
+                assert len(_messages(widget.received, event["message"]["id"])) == 1, event
+    finally:
+        await widget.close()
+        await agent.close()
+        await http.close()
+        await gateway_a.close()
+        await gateway_b.close()
+        await rasa.close()
+
+
+async def test_a_burst_split_across_both_gateways_is_limited_as_one(db_url, tmp_path, redis_prefix):
+    """Burst 3: two tabs of one conversation, one on A, one on B, send 2 each; only 3 go through."""
+    rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path, rate_burst=3, rate_per_minute=1.0)
+    http = aiohttp.ClientSession()
+    tab_a, tab_b = Widget(_base(gateway_a), http), Widget(_base(gateway_b), http)
+    try:
+        assert isinstance(gateway_a.app[LIMITER], RedisRateLimiter)
+        await tab_a.connect(token=sign_customer_token("cust-1002", TOKEN_SECRET))
+        await tab_b.connect(token=sign_customer_token("cust-1002", TOKEN_SECRET), resume=tab_a.resume)
+        assert tab_b.conversation_id == tab_a.conversation_id
+        outcomes = []
+        for number, tab in enumerate([tab_a, tab_b, tab_a, tab_b]):
+            client_id = await tab.send(f"message number {number}", client_id=f"burst-{number}")
+            answer = await tab.until(lambda e, c=client_id: e.get("client_id") == c
+                                     and e.get("type") in ("ack", "error"), 30)
+            outcomes.append(answer["type"] if answer["type"] == "ack" else answer["code"])
+        assert outcomes == ["ack", "ack", "ack", "rate_limited"]
+        # Each gateway alone would have allowed all four (its own bucket holds 3).
+        assert gateway_b.app[LIMITER].allow("widget:" + tab_a.conversation_id)
+    finally:
+        await tab_a.close()
+        await tab_b.close()
+        await http.close()
+        await gateway_a.close()
+        await gateway_b.close()
+        await rasa.close()
+
+
+async def test_the_conversation_lock_holds_across_gateways(redis_prefix):
+    settings = FanoutSettings(prefix=redis_prefix, lock_timeout=3.0, lock_wait=10.0)
+    hub_a = Hub(RedisFanout(REDIS_URL, settings, gateway_id="a"))
+    hub_b = Hub(RedisFanout(REDIS_URL, settings, gateway_id="b"))
+    order: List[str] = []
+
+    async def critical(hub: Hub, name: str, hold: float) -> None:
+        async with conversation_lock(asyncio.Lock(), hub, "conv-1"):  # separate local locks: two processes
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    try:
+        first = asyncio.ensure_future(critical(hub_a, "a", 1.5))
+        await asyncio.sleep(0.2)
+        await critical(hub_b, "b", 0.1)
+        await first
+        assert order == ["a in", "a out", "b in", "b out"]
+        # Held past its timeout (3 s): the holder's watchdog extends it, so B still waits.
+        order.clear()
+        first = asyncio.ensure_future(critical(hub_a, "a", 4.5))
+        await asyncio.sleep(0.2)
+        await critical(hub_b, "b", 0.1)
+        await first
+        assert order == ["a in", "a out", "b in", "b out"]
+    finally:
+        await hub_a.fanout.redis.close(close_connection_pool=True)
+        await hub_b.fanout.redis.close(close_connection_pool=True)
+
+
+async def _nothing() -> None:
+    return None
+
+
+class FakeSocket:
+    closed = False
+
+    def __init__(self) -> None:
+        self.sent: List[str] = []
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_with_redis_down_a_gateway_still_serves_its_own_sockets(caplog):
+    """Redis down at start: a clear log line; pushes reach this gateway's sockets once; the lock and the
+    rate limit fall back to this process instead of failing the customer's message."""
+    settings = FanoutSettings(prefix="mendtest-down", connect_timeout=0.3)
+    hub = Hub(RedisFanout(DEAD_REDIS, settings, gateway_id="alone"))
+    socket = FakeSocket()
+    hub.add_widget("conv-9", socket)  # type: ignore[arg-type]
+    try:
+        with caplog.at_level("ERROR", logger="bot.gateway.fanout"):
+            await hub.fanout.start(hub._deliver, hub._presence_state, _nothing, wait=0.5)
+        assert any("does not answer" in r.getMessage() for r in caplog.records)
+        await hub.to_widgets("conv-9", {"type": "message", "message": {"id": 1, "text": "still here"}})
+        await _eventually(lambda: len(socket.sent) == 1, timeout=5)
+        await asyncio.sleep(0.5)
+        assert len(socket.sent) == 1 and "still here" in socket.sent[0]
+        ran = []
+        async with conversation_lock(asyncio.Lock(), hub, "conv-9"):
+            ran.append(True)
+        assert ran == [True]
+        limiter = RedisRateLimiter(hub.fanout.redis, settings.prefix, burst=2, per_minute=1)
+        assert [await limiter.allowed("k") for _ in range(3)] == [True, True, False]
+    finally:
+        await hub.stop()
+
+
+async def test_a_gateway_stops_even_when_redis_answers_a_publish_as_it_stops(redis_prefix):
+    """Regression: on Python 3.10, ``asyncio.wait_for`` returns the awaited call's result instead of
+    raising ``CancelledError`` when the call completes in the same loop step as the cancellation. The
+    publisher (``wait_for(redis.publish(...))``) then swallowed the cancellation ``stop()`` sent it and
+    waited for the next envelope for ever, so the gateway's shutdown (``Hub.stop``, the app's cleanup,
+    ``TestServer.close``) never returned: the burst test above hung in its ``finally`` now and then.
+    Here Redis's answer to the last publish is made to arrive exactly as the gateway stops."""
+    fanout = RedisFanout(REDIS_URL, FanoutSettings(prefix=redis_prefix), gateway_id="stopping")
+    publishing, answered = asyncio.Event(), asyncio.Event()
+
+    async def publish(channel: str, message: str) -> int:
+        publishing.set()
+        await answered.wait()  # Redis's answer is on its way ...
+        return 1
+
+    async def deliver(envelope: Dict[str, Any]) -> None:
+        return None
+
+    try:
+        await fanout.start(deliver, dict, _nothing, wait=5.0)
+        assert fanout.subscribed
+        fanout.redis.publish = publish  # type: ignore[assignment]
+        fanout.publish({"kind": "all"}, {"type": "queue"})
+        await asyncio.wait_for(publishing.wait(), 5)
+        answered.set()  # ... and arrives in the very step in which stop() cancels the publisher
+        await asyncio.wait_for(fanout.stop(), 10)
+        assert not fanout._tasks
+    finally:
+        for task in fanout._tasks:
+            task.cancel()
+        await fanout.redis.close(close_connection_pool=True)
+
+
+async def test_a_conversation_lock_is_released_at_once_and_leaves_no_watchdog(redis_prefix):
+    """The lock's key is gone as soon as the critical section ends (the next gateway does not wait for
+    its expiry), and no watchdog task is left extending it."""
+    settings = FanoutSettings(prefix=redis_prefix, lock_timeout=0.6, lock_wait=5.0)
+    fanout = RedisFanout(REDIS_URL, settings, gateway_id="a")
+    key = f"{redis_prefix}:lock:conv-2"
+    try:
+        before = set(asyncio.all_tasks())
+        async with conversation_lock(asyncio.Lock(), Hub(fanout), "conv-2"):
+            assert await fanout.redis.exists(key)
+            await asyncio.sleep(0.9)  # past its timeout: the watchdog extended it
+            assert await fanout.redis.exists(key)
+        assert not await fanout.redis.exists(key)
+        assert not {t for t in asyncio.all_tasks() - before if not t.done()}
+    finally:
+        await fanout.redis.close(close_connection_pool=True)
+
+
+async def test_finish_ends_a_task_that_swallows_its_cancellation():
+    """``stop()``'s last resort: a task that swallowed one cancellation is cancelled again, not waited for."""
+    ran_on = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            ran_on.append(True)  # as wait_for does when the awaited call completes at that moment
+        await asyncio.sleep(30)
+
+    task = asyncio.ensure_future(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(finish([task], timeout=5.0), 10)
+    assert task.cancelled() and ran_on == [True]

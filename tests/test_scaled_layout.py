@@ -1,0 +1,329 @@
+"""The scaled layout (``python -m bot run --replicas N``) on the real PostgreSQL, Redis and RabbitMQ.
+
+The tests that need the engines run when all three answer (MEND_DATABASE_URL, MEND_REDIS_URL,
+MEND_AMQP_URL, defaults on 127.0.0.1) and are skipped, saying which one does not, otherwise. They
+use databases, a queue and an exchange of their own (mend_test_*), never the layout's.
+Ports: MEND_TEST_PORT_BASE+100.. (Rasa), +110.. (actions), +120 (gateway), +130.. (closed ports).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+from bot.scaled import (ScaledError, ScaledLayout, ScaledSettings, check_postgres, check_rabbitmq, check_redis,
+                        endpoints_yaml, ensure_postgres_database, prepare_tracker_store, secret_env)
+from bot.settings import PROJECT_ROOT
+
+BASE = int(os.environ.get("MEND_TEST_PORT_BASE", "5305"))
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_QUEUE, TEST_EXCHANGE = f"mend_test_events_{RUN_ID}", f"mend-test-exchange-{RUN_ID}"
+
+
+def _settings() -> ScaledSettings:
+    from sqlalchemy.engine import make_url
+
+    from bot.scaled import DEFAULT_DATABASE_URL
+
+    database = os.environ.get("MEND_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database.startswith("postgresql"):
+        database = DEFAULT_DATABASE_URL
+    url = make_url(database)
+    return ScaledSettings(
+        database_url=url.set(database="mend_test_case").render_as_string(hide_password=False),
+        tracker_database_url=url.set(database="mend_test_tracker").render_as_string(hide_password=False),
+        redis_url=os.environ.get("MEND_REDIS_URL") or "redis://127.0.0.1:6379/0",
+        amqp_url=os.environ.get("MEND_AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/%2F",
+        events_queue=TEST_QUEUE, events_exchange=TEST_EXCHANGE)
+
+
+def _engines_down() -> Optional[str]:
+    """Why the engine tests cannot run (the one-line message of the first engine that does not answer)."""
+    settings = _settings()
+    try:
+        check_postgres(settings.database_url)
+        check_redis(settings.redis_url)
+        check_rabbitmq(settings.amqp_url)
+    except ScaledError as down:
+        return f"needs PostgreSQL, Redis and RabbitMQ: {down.message}"
+    return None
+
+
+ENGINES_DOWN = _engines_down()
+needs_engines = pytest.mark.skipif(ENGINES_DOWN is not None, reason=ENGINES_DOWN or "")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- without the engines -----------------------------------------------------------------------------------------
+
+def test_several_rasa_servers_get_the_tracker_cache_off_and_their_own_action_server(tmp_path: Path) -> None:
+    layout = ScaledLayout(_settings(), replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
+                          gateway_port=None, log_dir=tmp_path, endpoints_dir=tmp_path)
+    layout.write_endpoints()
+    import yaml
+
+    files = [yaml.safe_load(s.endpoints.read_text()) for s in layout.services]  # type: ignore[union-attr]
+    assert [f["action_endpoint"]["url"] for f in files] == [f"http://127.0.0.1:{BASE + 110}/webhook",
+                                                             f"http://127.0.0.1:{BASE + 111}/webhook"]
+    for endpoints in files:
+        assert endpoints["tracker_store"]["cached_conversations"] == 0
+        assert endpoints["tracker_store"]["dialect"] == "postgresql"
+        assert endpoints["lock_store"]["type"] == "redis" and endpoints["event_broker"]["type"] == "pika"
+        assert endpoints["event_broker"]["queues"] == [TEST_QUEUE]
+    # Every gateway knows every Rasa server; every file is the owner's only.
+    assert {s.env["MEND_RASA_URLS"] for s in layout.services} == {
+        f"http://127.0.0.1:{BASE + 100},http://127.0.0.1:{BASE + 101}"}
+    assert all(s.endpoints.stat().st_mode & 0o077 == 0 for s in layout.services)  # type: ignore[union-attr]
+
+
+def test_passwords_stay_out_of_the_endpoints_file() -> None:
+    settings = ScaledSettings(database_url="postgresql+psycopg2://mend:db-secret@db.internal:5433/mend",
+                              redis_url="redis://:redis-secret@cache.internal:6380/2",
+                              amqp_url="amqp://rabbit:mq-secret@mq.internal:5673/mend")
+    text = endpoints_yaml(settings, 5055)
+    assert "secret" not in text
+    assert "${MEND_TRACKER_DB_PASSWORD}" in text and "${MEND_REDIS_PASSWORD}" in text
+    assert '"amqp://mq.internal:5673/mend?heartbeat=600"' in text and '"mend_tracker"' in text and "db: 2" in text
+    assert secret_env(settings) == {"MEND_TRACKER_DB_PASSWORD": "db-secret", "MEND_REDIS_PASSWORD": "redis-secret",
+                                    "MEND_AMQP_PASSWORD": "mq-secret"}
+
+
+def test_an_engine_that_does_not_answer_is_named_in_one_line() -> None:
+    port = _closed_port()
+    with pytest.raises(ScaledError) as redis_down:
+        check_redis(f"redis://127.0.0.1:{port}/0")
+    assert redis_down.value.message == (f"mend: Redis at redis://127.0.0.1:{port}/0 does not answer (connection "
+                                        f"refused); start it or set MEND_REDIS_URL")
+    with pytest.raises(ScaledError) as mq_down:
+        check_rabbitmq(f"amqp://guest:guest@127.0.0.1:{port}/%2F")
+    assert mq_down.value.message == (f"mend: RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2F does not answer "
+                                     f"(connection refused); start it or set MEND_AMQP_URL")
+    with pytest.raises(ScaledError) as pg_down:
+        check_postgres(f"postgresql+psycopg2://postgres:pw@127.0.0.1:{port}/mend")
+    assert pg_down.value.message == (f"mend: PostgreSQL at postgresql+psycopg2://postgres:***@127.0.0.1:{port}/mend "
+                                     f"does not answer (connection refused); start it or set MEND_DATABASE_URL")
+
+
+def test_run_replicas_with_a_dead_engine_says_which_and_starts_nothing() -> None:
+    port = _closed_port()
+    env = dict(os.environ, MEND_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mend",
+               MEND_REDIS_URL=f"redis://127.0.0.1:{port}/0", PYTHONPATH=str(PROJECT_ROOT))
+    done = subprocess.run([sys.executable, "-m", "bot", "run", "--replicas", "2"], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("mend:")]
+    assert lines == [f"mend: PostgreSQL at postgresql+psycopg2://postgres@127.0.0.1:{port}/mend does not answer "
+                     f"(connection refused); start it or set MEND_DATABASE_URL"], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "starting" not in done.stdout
+
+
+def test_a_taken_port_is_named(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", BASE + 121))  # where gateway 2 wants to listen
+        holder.listen()
+        layout = ScaledLayout(_settings(), replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
+                              gateway_port=BASE + 120, log_dir=tmp_path, endpoints_dir=tmp_path)
+        with pytest.raises(ScaledError) as taken:
+            layout.check_ports()
+    assert taken.value.message.startswith(f"mend: port {BASE + 121} (gateway 2) is already in use on 127.0.0.1")
+    clash = ScaledLayout(_settings(), replicas=2, rasa_port=BASE + 100, actions_port=BASE + 101, gateway_port=None)
+    with pytest.raises(ScaledError, match=f"port {BASE + 101} is wanted by both"):
+        clash.check_ports()
+
+
+# -- with the engines: Rasa 3.6's own factories accept what we generate ------------------------------------------
+
+@pytest.fixture
+def endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[List[Path]]:
+    settings = _settings()
+    for url in (settings.database_url, settings.tracker_database_url):
+        ensure_postgres_database(url)
+    prepare_tracker_store(settings.tracker_database_url)
+    for name, value in secret_env(settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MEND_ACTION_TOKEN", "test-action-token")
+    layout = ScaledLayout(settings, replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110, gateway_port=None,
+                          log_dir=tmp_path, endpoints_dir=tmp_path)
+    layout.write_endpoints()
+    yield [s.endpoints for s in layout.services]  # type: ignore[misc]
+    asyncio.run(_drop_queue())
+
+
+async def _drop_queue() -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(_settings().amqp_url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(TEST_QUEUE)
+        await channel.exchange_delete(TEST_EXCHANGE)
+
+
+@needs_engines
+async def test_rasa_accepts_the_generated_lock_store_broker_and_tracker_store(endpoints: List[Path]) -> None:
+    from rasa.core.brokers.broker import EventBroker
+    from rasa.core.brokers.pika import PikaEventBroker
+    from rasa.core.lock_store import LockStore, RedisLockStore
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.shared.core.domain import Domain
+
+    from bot.tracker_store import CachedSQLTrackerStore
+
+    read = [AvailableEndpoints.read_endpoints(str(path)) for path in endpoints]
+    assert [e.action.url for e in read] == [f"http://127.0.0.1:{BASE + 110}/webhook",
+                                            f"http://127.0.0.1:{BASE + 111}/webhook"]
+    assert read[0].action.token == "test-action-token"
+
+    lock_store = LockStore.create(read[0].lock_store)
+    assert isinstance(lock_store, RedisLockStore)
+    conversation = f"lock-{RUN_ID}"
+    ticket = lock_store.issue_ticket(conversation)
+    other = LockStore.create(read[1].lock_store)  # another Rasa server sees the same lock
+    assert other.get_lock(conversation).is_someone_waiting() and other.get_lock(conversation).now_serving == ticket
+    lock_store.delete_lock(conversation)
+
+    broker = await EventBroker.create(read[0].event_broker)
+    assert isinstance(broker, PikaEventBroker) and broker.is_ready()
+    assert broker.queues == [TEST_QUEUE] and broker.exchange_name == TEST_EXCHANGE
+
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    store = TrackerStore.create(read[0].tracker_store, domain=domain, event_broker=broker)
+    assert isinstance(store, CachedSQLTrackerStore) and store.cache_size == 0
+    assert store.engine.dialect.name == "postgresql"
+    await broker.close()
+
+
+@needs_engines
+async def test_two_rasa_tracker_stores_see_each_others_events(endpoints: List[Path]) -> None:
+    """Two stores as two Rasa servers have them (each its own cache): with the cache off, each turn
+    either one saves is what the other loads next. (A cached store would serve its stale copy.)"""
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    first, second = (TrackerStore.create(AvailableEndpoints.read_endpoints(str(p)).tracker_store, domain=domain)
+                     for p in endpoints)
+    sender = f"two-stores-{RUN_ID}"
+    tracker = await first.get_or_create_tracker(sender)
+    tracker.update(UserUttered("my parcel is late", {"name": "order_status"}))
+    await first.save(tracker)
+
+    seen = await second.retrieve(sender)
+    assert seen is not None and seen.latest_message.text == "my parcel is late"
+    seen.update(BotUttered("Sorry about that, let me check."))
+    await second.save(seen)
+
+    back = await first.retrieve(sender)  # the first server's next turn sees the second's reply
+    assert back is not None and [e.text for e in back.events if isinstance(e, BotUttered)] == [
+        "Sorry about that, let me check."]
+
+
+# -- with the engines: the layout itself --------------------------------------------------------------------------
+
+def _post(url: str, body: Dict) -> object:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def _get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+async def _events_in_queue(settings: ScaledSettings, expected: Dict[str, int], quiet_seconds: float = 3.0,
+                           limit_seconds: float = 90.0) -> List[Dict]:
+    """Every event in the test queue for these senders (consumed): until each sender has its expected
+    number (a broker reconnecting publishes late) and then no more arrive for a while (duplicates)."""
+    senders = set(expected)
+    import aio_pika
+
+    found: List[Dict] = []
+    connection = await aio_pika.connect(settings.amqp_url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(settings.events_queue, ensure=True)
+        deadline, last = time.monotonic() + limit_seconds, time.monotonic()
+        def complete() -> bool:
+            counts = Counter(e["sender_id"] for e in found)
+            return all(counts[sender] >= n for sender, n in expected.items())
+
+        while time.monotonic() < deadline and (not complete() or time.monotonic() - last < quiet_seconds):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                await asyncio.sleep(0.2)
+                continue
+            last = time.monotonic()
+            event = json.loads(message.body)
+            if event.get("sender_id") in senders:
+                found.append(event)
+            await message.ack()
+    return found
+
+
+def _broker_log(log_dir: Path) -> str:
+    lines = [line for path in sorted(log_dir.glob("rasa-*.log")) for line in path.read_text(errors="replace").splitlines()
+             if any(word in line.lower() for word in ("pika", "rabbitmq", "broker", "error"))]
+    return "\n".join(lines[-20:])
+
+
+@needs_engines
+def test_two_replicas_share_conversations_and_publish_each_event_once(tmp_path: Path) -> None:
+    from bot.setup import ensure_database
+
+    settings = _settings()
+    for url in (settings.database_url, settings.tracker_database_url):
+        ensure_postgres_database(url)
+    prepare_tracker_store(settings.tracker_database_url)
+    ensure_database(settings.database_url)
+    layout = ScaledLayout(settings, replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
+                          gateway_port=BASE + 120, gateways=1, log_dir=tmp_path, endpoints_dir=tmp_path)
+    layout.check_ports()
+    try:
+        layout.start(timeout=600)
+        token = layout.services[0].rasa_token
+        senders = [f"scaled-{RUN_ID}-{i}" for i in range(2)]
+        for sender, rasa in zip(senders, layout.rasa_urls):  # one message through each Rasa server
+            replies = _post(f"{rasa}/webhooks/rest/webhook?token={token}",
+                            {"sender": sender, "message": "hello", "metadata": {"customer_id": "cust-1001"}})
+            assert isinstance(replies, list) and replies, f"{rasa} answered nothing"
+        # Each conversation, read through the *other* server: one record in the shared tracker store.
+        stored = {}
+        for sender, rasa in zip(senders, reversed(layout.rasa_urls)):
+            tracker = _get(f"{rasa}/conversations/{sender}/tracker?include_events=ALL&token={token}")
+            stored[sender] = tracker["events"]  # type: ignore[index]
+            assert any(e["event"] == "user" and e.get("text") == "hello" for e in stored[sender])
+        assert _get(f"{layout.gateway_urls[0]}/healthz") is not None
+
+        published = asyncio.run(_events_in_queue(settings, {sender: len(stored[sender]) for sender in senders}))
+        for sender in senders:
+            mine = [(e["event"], e["timestamp"]) for e in published if e["sender_id"] == sender]
+            assert mine, f"no events of {sender} in the queue; Rasa's broker log: {_broker_log(tmp_path)}"
+            assert [k for k, n in Counter(mine).items() if n > 1] == [], "an event was published twice"
+            assert sorted(mine, key=lambda k: k[1]) == sorted(((e["event"], e["timestamp"]) for e in stored[sender]),
+                                                              key=lambda k: k[1])
+    finally:
+        layout.stop()
+        try:
+            asyncio.run(_drop_queue())
+        except Exception:
+            pass
