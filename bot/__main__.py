@@ -63,7 +63,16 @@ def _run() -> int:
     config = load_config()
     services = Services(gateway_port=config.port)
     print("mend: starting the action server, Rasa and the gateway (loading the model takes about a minute)...")
-    services.start()
+    timeout = start_timeout()
+    try:
+        services.start(timeout)  # stops what it started when a service fails to come up
+    except KeyboardInterrupt:
+        print("mend: interrupted while starting; stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as error:
+        print(f"mend: Mend did not come up: {error} (logs in var/log/; on a busy machine allow longer "
+              f"with MEND_START_TIMEOUT_SECONDS, now {timeout:.0f})", file=sys.stderr)
+        return 1
     base = config.base_url
     accounts = DEMO_ACCOUNTS_FILE.read_text(encoding="utf-8") if DEMO_ACCOUNTS_FILE.exists() else ""
     print(f"""
@@ -104,6 +113,15 @@ mend is running.
     return 0
 
 
+def start_timeout(default: float = 240.0) -> float:
+    """How long the services may take to answer at start (env MEND_START_TIMEOUT_SECONDS)."""
+    raw = os.environ.get("MEND_START_TIMEOUT_SECONDS", "").strip()
+    try:
+        return max(10.0, float(raw)) if raw else default
+    except ValueError:
+        raise SystemExit(f"mend: MEND_START_TIMEOUT_SECONDS must be a number of seconds, not {raw!r}")
+
+
 def _run_scaled(replicas: int) -> int:
     """``run --replicas N``: check the engines and ports, create and migrate, start, supervise until Ctrl-C."""
     from bot.gateway.config import load_config
@@ -118,7 +136,7 @@ def _run_scaled(replicas: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):  # while the models load, these stop everything as Ctrl-C does
         signal.signal(sig, signal.default_int_handler)
     try:
-        layout.start()  # stops what it started when interrupted or when a process fails to come up
+        layout.start(timeout=start_timeout(300.0))  # stops what it started when interrupted or a process fails
     except KeyboardInterrupt:
         print("mend: interrupted while starting; stopped", file=sys.stderr)
         return 130

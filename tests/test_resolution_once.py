@@ -398,7 +398,7 @@ def test_dana_cannot_take_a_refund_on_top_through_the_rest_channel(fresh_live_da
         assert 'already has a resolution: "Send a new one by express, free"' in text, dana.transcript
         assert "Your reference is CASE-501" in text and "Done:" not in text
     # An agent sending the bot's "apply resolution" suggestion from the console runs the action through
-    # Rasa's execute endpoint, as bot/gateway/routing.py does: the same answer.
+    # Rasa's execute endpoint, as bot/gateway/routing/agent_replies.py does: the same answer.
     executed = post(f"{live_bot.rasa_url}/conversations/{dana.sender}/execute?include_events=NONE",
                     {"name": "action_apply_resolution"})
     text = "\n".join(m.get("text") or "" for m in executed["messages"])
