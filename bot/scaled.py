@@ -39,7 +39,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 EVENTS_QUEUE = "mend_events"
 EVENTS_EXCHANGE = "rasa-exchange"  # Rasa's default fanout exchange
-LOCK_KEY_PREFIX = "mend"  # Redis keys of Rasa's locks: mend:lock:<conversation>
+# Redis keys of Rasa's locks: mendrasa:lock:<conversation>. Not "mend": the gateways hold their own lock of
+# a conversation at mend:lock:<conversation> (bot.gateway.fanout) while they ask Rasa about it, and Rasa,
+# finding the gateway's token where it expects its ticket list, failed every customer message (LockError).
+# Rasa takes only letters and digits here.
+LOCK_KEY_PREFIX = "mendrasa"
 ENDPOINTS_DIR = PROJECT_ROOT / "var" / "scaled"
 CHECK_TIMEOUT_SECONDS = 3.0
 AMQP_HEARTBEAT_SECONDS = 600  # unless MEND_AMQP_URL names its own (?heartbeat=N)

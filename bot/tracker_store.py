@@ -145,16 +145,12 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         stored = self._cached(sender_id)
         if stored is not None and [data for _, data in stored.rows] == [row["data"] for row in rows]:
             return  # a prediction saves what it read: nothing changed
-        self._forget(sender_id)
-        try:
-            with self.engine.begin() as connection:
-                table = self.SQLEvent.__table__
-                connection.execute(table.delete().where(table.c.sender_id == sender_id))
-                if rows:
-                    connection.execute(table.insert(), rows)
-        except Exception:
-            self._forget(sender_id)
-            raise
+        self._forget(sender_id)  # before the write: if it fails, the next read asks the database
+        with self.engine.begin() as connection:
+            table = self.SQLEvent.__table__
+            connection.execute(table.delete().where(table.c.sender_id == sender_id))
+            if rows:
+                connection.execute(table.insert(), rows)
         if rows and self.cache_size:
             stored = StoredSession(session_start=None)
             for row in rows:

@@ -48,11 +48,14 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         body = await request.json()
         t = tracker(body["sender"])
         t["latest_message"] = parse(body["message"])
+        t["events"].append({"event": "user", "text": body["message"], "parse_data": t["latest_message"]})
+        answer = "I'm looking into it."
         if "person" in body["message"].lower():
             t["slots"].update(handed_off=True, handoff_reason="customer_request", case_id=case_id,
                               handoff_summary="Customer asked for a person about a late delivery.")
-            return web.json_response([{"recipient_id": body["sender"], "text": "I'll get a colleague for you."}])
-        return web.json_response([{"recipient_id": body["sender"], "text": "I'm looking into it."}])
+            answer = "I'll get a colleague for you."
+        t["events"].append({"event": "bot", "text": answer, "data": {}})  # the turn is in the tracker, as in Rasa
+        return web.json_response([{"recipient_id": body["sender"], "text": answer}])
 
     async def get_tracker(request: web.Request) -> web.Response:
         return web.json_response(tracker(request.match_info["cid"]))
@@ -82,6 +85,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     async def unavailable(request: web.Request) -> web.Response:
         return web.json_response({"error": "no model in this fake"}, status=503)
 
+    app["seen"] = seen  # every text parsed, in order: how many times Rasa processed a message
     app.router.add_post("/webhooks/rest/webhook", webhook)
     app.router.add_get("/conversations/{cid}/tracker", get_tracker)
     app.router.add_post("/conversations/{cid}/messages", add_message)

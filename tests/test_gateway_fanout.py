@@ -181,6 +181,55 @@ async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_
         await rasa.close()
 
 
+async def test_a_message_resent_to_the_other_gateway_reaches_the_bot_once(db_url, tmp_path, redis_prefix):
+    """Gateway A got the bot's answer, then stopped before noting the message handled; the widget, cut off
+    before its ack, reconnects to gateway B and resends: B finds the turn in Rasa's tracker, gives the
+    customer the answer they missed, and does not run the message through the bot again."""
+    from bot.gateway.transcript import ChatMessage
+
+    rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path)
+    http = aiohttp.ClientSession()
+    widget = Widget(_base(gateway_a), http)
+    again = Widget(_base(gateway_b), http)
+    text = "my parcel E5005 never arrived"
+    try:
+        token = sign_customer_token("cust-1005", TOKEN_SECRET)
+        await widget.connect(token=token)
+        client_id = await widget.send(text)
+        acked = await widget.until(lambda e: e.get("type") == "ack")
+        await widget.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", 30)
+        assert rasa.app["seen"].count(text) == 1
+        with session_scope(db_url) as session:  # A stopped after Rasa answered, before noting it
+            session.get(ChatMessage, acked["id"]).delivered_to_bot = False
+
+        await again.connect(token=token, resume=widget.resume)
+        assert again.conversation_id == widget.conversation_id
+        await again.send(text, client_id=client_id)  # the widget's resend of what it thinks unacknowledged
+        second = await again.until(lambda e: e.get("type") == "ack")
+        assert second["id"] == acked["id"]  # stored once
+        await _eventually(lambda: _delivered(db_url, acked["id"]))
+        await asyncio.sleep(1.0)  # a second run through the bot, if any, would have reached the fake by now
+        assert rasa.app["seen"].count(text) == 1, rasa.app["seen"]
+        with session_scope(db_url) as session:
+            bot_said = session.query(ChatMessage).filter(ChatMessage.conversation_id == widget.conversation_id,
+                                                         ChatMessage.sender == "bot").count()
+        assert bot_said == 1  # the answer was stored once too
+    finally:
+        await widget.close()
+        await again.close()
+        await http.close()
+        await gateway_a.close()
+        await gateway_b.close()
+        await rasa.close()
+
+
+def _delivered(db_url: str, message_id: int) -> bool:
+    from bot.gateway.transcript import ChatMessage
+
+    with session_scope(db_url) as session:
+        return bool(session.get(ChatMessage, message_id).delivered_to_bot)
+
+
 async def test_a_burst_split_across_both_gateways_is_limited_as_one(db_url, tmp_path, redis_prefix):
     """Burst 3: two tabs of one conversation, one on A, one on B, send 2 each; only 3 go through."""
     rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path, rate_burst=3, rate_per_minute=1.0)

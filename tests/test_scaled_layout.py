@@ -3,7 +3,9 @@
 The tests that need the engines run when all three answer (MEND_DATABASE_URL, MEND_REDIS_URL,
 MEND_AMQP_URL, defaults on 127.0.0.1) and are skipped, saying which one does not, otherwise. They
 use databases, a queue and an exchange of their own (mend_test_*), never the layout's.
-Ports: MEND_TEST_PORT_BASE+100.. (Rasa), +110.. (actions), +120 (gateway), +130.. (closed ports).
+The layout with the real Rasa servers and trained model is started once for the module (loading two
+models costs minutes on a 2-core machine): 2 replicas, each with its gateway.
+Ports: MEND_TEST_PORT_BASE+100.. (Rasa), +110.. (actions), +120.. (gateways), +130.. (closed ports).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -135,6 +137,8 @@ def test_run_replicas_with_a_dead_engine_says_which_and_starts_nothing() -> None
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:
     with socket.socket() as holder:
+        # SO_REUSEADDR: a run just before left connections of its gateway 2 in TIME_WAIT on this port.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", BASE + 121))  # where gateway 2 wants to listen
         holder.listen()
         layout = ScaledLayout(_settings(), replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
@@ -194,10 +198,24 @@ async def test_rasa_accepts_the_generated_lock_store_broker_and_tracker_store(en
     lock_store = LockStore.create(read[0].lock_store)
     assert isinstance(lock_store, RedisLockStore)
     conversation = f"lock-{RUN_ID}"
-    ticket = lock_store.issue_ticket(conversation)
-    other = LockStore.create(read[1].lock_store)  # another Rasa server sees the same lock
-    assert other.get_lock(conversation).is_someone_waiting() and other.get_lock(conversation).now_serving == ticket
-    lock_store.delete_lock(conversation)
+    # A gateway holds its own lock of the conversation while it asks Rasa about it (bot.gateway.fanout):
+    # Rasa's lock of the same conversation is another key (it once was the same key, and Rasa failed
+    # every customer message with a LockError).
+    import redis
+
+    from bot.gateway.fanout import FanoutSettings
+
+    client = redis.Redis.from_url(_settings().redis_url)
+    gateway_lock = client.lock(f"{FanoutSettings.from_env().prefix}:lock:{conversation}", timeout=30)
+    assert gateway_lock.acquire(blocking=False)
+    try:
+        ticket = lock_store.issue_ticket(conversation)
+        other = LockStore.create(read[1].lock_store)  # another Rasa server sees the same lock
+        assert other.get_lock(conversation).is_someone_waiting() and other.get_lock(conversation).now_serving == ticket
+        lock_store.delete_lock(conversation)
+    finally:
+        gateway_lock.release()
+        client.close()
 
     broker = await EventBroker.create(read[0].event_broker)
     assert isinstance(broker, PikaEventBroker) and broker.is_ready()
@@ -286,44 +304,174 @@ def _broker_log(log_dir: Path) -> str:
     return "\n".join(lines[-20:])
 
 
-@needs_engines
-def test_two_replicas_share_conversations_and_publish_each_event_once(tmp_path: Path) -> None:
-    from bot.setup import ensure_database
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledLayout]:
+    """The scaled layout, started once for the module: 2 action servers, 2 Rasa servers with the trained
+    model, 2 gateways, on the test databases, queue and exchange. Widget conversations from 127.0.0.1 are
+    not limited (every test customer comes from there) and the bot may take a minute per turn on a busy
+    2-core machine before the gateway gives the conversation to a person."""
+    import yaml
 
+    from bot.settings import DEFAULT_FILE
+    from bot.setup import MODEL, ensure_database
+
+    if not MODEL.exists():
+        pytest.fail("no trained model at models/mend.tar.gz: run `make setup` (or python -m bot train)")
+    directory = tmp_path_factory.mktemp("scaled")
     settings = _settings()
     for url in (settings.database_url, settings.tracker_database_url):
         ensure_postgres_database(url)
     prepare_tracker_store(settings.tracker_database_url)
     ensure_database(settings.database_url)
-    layout = ScaledLayout(settings, replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
-                          gateway_port=BASE + 120, gateways=1, log_dir=tmp_path, endpoints_dir=tmp_path)
-    layout.check_ports()
+    data = yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
+    gateway = data["gateway"]
+    gateway["rasa_timeout_seconds"] = 120
+    gateway.setdefault("faults", {}).update(bot_slow_seconds=30, bot_timeout_seconds=120)
+    abuse = gateway.setdefault("abuse", {})
+    abuse["new_conversations_per_hour"] = 100000
+    abuse.setdefault("login", {}).update(per_address=1000, global_per_minute=1000)
+    settings_file = directory / "settings.yml"
+    settings_file.write_text(yaml.safe_dump(data), encoding="utf-8")
+    running = ScaledLayout(settings, replicas=2, rasa_port=BASE + 100, actions_port=BASE + 110,
+                           gateway_port=BASE + 120, log_dir=directory, endpoints_dir=directory,
+                           extra_env={"MEND_SETTINGS_FILE": str(settings_file),
+                                      "MEND_CUSTOMER_TOKEN_SECRET": "scaled-customer-secret-0123456789-0123456789",
+                                      "MEND_SESSION_SECRET": "scaled-session-secret-0123456789-0123456789"})
+    running.check_ports()
     try:
-        layout.start(timeout=600)
-        token = layout.services[0].rasa_token
-        senders = [f"scaled-{RUN_ID}-{i}" for i in range(2)]
-        for sender, rasa in zip(senders, layout.rasa_urls):  # one message through each Rasa server
-            replies = _post(f"{rasa}/webhooks/rest/webhook?token={token}",
-                            {"sender": sender, "message": "hello", "metadata": {"customer_id": "cust-1001"}})
-            assert isinstance(replies, list) and replies, f"{rasa} answered nothing"
-        # Each conversation, read through the *other* server: one record in the shared tracker store.
-        stored = {}
-        for sender, rasa in zip(senders, reversed(layout.rasa_urls)):
-            tracker = _get(f"{rasa}/conversations/{sender}/tracker?include_events=ALL&token={token}")
-            stored[sender] = tracker["events"]  # type: ignore[index]
-            assert any(e["event"] == "user" and e.get("text") == "hello" for e in stored[sender])
-        assert _get(f"{layout.gateway_urls[0]}/healthz") is not None
-
-        published = asyncio.run(_events_in_queue(settings, {sender: len(stored[sender]) for sender in senders}))
-        for sender in senders:
-            mine = [(e["event"], e["timestamp"]) for e in published if e["sender_id"] == sender]
-            assert mine, f"no events of {sender} in the queue; Rasa's broker log: {_broker_log(tmp_path)}"
-            assert [k for k, n in Counter(mine).items() if n > 1] == [], "an event was published twice"
-            assert sorted(mine, key=lambda k: k[1]) == sorted(((e["event"], e["timestamp"]) for e in stored[sender]),
-                                                              key=lambda k: k[1])
+        running.start(timeout=600)
+        yield running
     finally:
-        layout.stop()
+        running.stop()
         try:
             asyncio.run(_drop_queue())
         except Exception:
             pass
+
+
+@needs_engines
+def test_two_replicas_share_conversations_and_publish_each_event_once(layout: ScaledLayout) -> None:
+    settings = layout.settings
+    token = layout.services[0].rasa_token
+    senders = [f"scaled-{RUN_ID}-{i}" for i in range(2)]
+    for sender, rasa in zip(senders, layout.rasa_urls):  # one message through each Rasa server
+        replies = _post(f"{rasa}/webhooks/rest/webhook?token={token}",
+                        {"sender": sender, "message": "hello", "metadata": {"customer_id": "cust-1001"}})
+        assert isinstance(replies, list) and replies, f"{rasa} answered nothing"
+    # Each conversation, read through the *other* server: one record in the shared tracker store.
+    stored = {}
+    for sender, rasa in zip(senders, reversed(layout.rasa_urls)):
+        tracker = _get(f"{rasa}/conversations/{sender}/tracker?include_events=ALL&token={token}")
+        stored[sender] = tracker["events"]  # type: ignore[index]
+        assert any(e["event"] == "user" and e.get("text") == "hello" for e in stored[sender])
+    assert all(_get(f"{url}/healthz") is not None for url in layout.gateway_urls)
+
+    published = asyncio.run(_events_in_queue(settings, {sender: len(stored[sender]) for sender in senders}))
+    for sender in senders:
+        mine = [(e["event"], e["timestamp"]) for e in published if e["sender_id"] == sender]
+        assert mine, f"no events of {sender} in the queue; Rasa's broker log: {_broker_log(layout.log_dir)}"
+        assert [k for k, n in Counter(mine).items() if n > 1] == [], "an event was published twice"
+        assert sorted(mine, key=lambda k: k[1]) == sorted(((e["event"], e["timestamp"]) for e in stored[sender]),
+                                                          key=lambda k: k[1])
+
+
+# -- a customer on gateway 1, an agent on gateway 2, the real bot between them -------------------------------------
+
+ANGRY = "WHERE IS MY PARCEL?? This is the THIRD time I ask and nobody answers!! Absolutely useless."
+AGENT_REPLY = "I'm so sorry, this is Rae. I'm checking your parcel with the carrier right now."
+PASSWORD = "scaled layout agent password"
+TURN_SECONDS = 180.0  # a turn of the real bot on a busy 2-core machine, with margin
+
+
+async def _console_until(agent: Any, what: str, predicate: Callable[[Dict[str, Any]], bool],
+                         timeout: float = TURN_SECONDS) -> Dict[str, Any]:
+    """The first console event that matches; on timeout, a failure saying what the console did get."""
+    seen = len(agent.events)
+    try:
+        return await agent.until(predicate, timeout)
+    except asyncio.TimeoutError:
+        got = [{k: e.get(k) for k in ("type", "conversation_id")} | _brief(e) for e in agent.events[seen:]]
+        pytest.fail(f"the console never got {what} within {timeout:.0f} s; it got: {got}")
+
+
+def _brief(event: Dict[str, Any]) -> Dict[str, Any]:
+    if event.get("type") == "message":
+        message = event.get("message") or {}
+        return {"sender": message.get("sender"), "text": (message.get("text") or "")[:60],
+                "frustration": (message.get("frustration") or {}).get("level")}
+    if event.get("type") == "state":
+        return {"level": ((event.get("summary") or {}).get("frustration") or {}).get("level"),
+                "status": (event.get("summary") or {}).get("status")}
+    if event.get("type") == "suggestions":
+        return {"texts": [s.get("text", "")[:40] for s in event.get("suggestions") or []]}
+    return {}
+
+
+@needs_engines
+async def test_customer_on_gateway_1_and_agent_on_gateway_2_with_the_real_bot(layout: ScaledLayout) -> None:
+    """Issue 12: the agent on gateway 2 sees the customer of gateway 1 write, how upset they are (Rasa's
+    tracker slots) and the suggested replies, live; takes over and replies; the customer gets the reply."""
+    import aiohttp
+
+    from bot.casedb.engine import session_scope
+    from bot.gateway.accounts import create_account
+    from bot.gateway.client import Staff, Widget
+
+    customer_gateway, agent_gateway = layout.gateway_urls
+    username = f"rae-{RUN_ID}"
+    with session_scope(layout.settings.database_url) as session:
+        create_account(session, username, PASSWORD, "agent", "Rae")
+    http = aiohttp.ClientSession()
+    widget, agent = Widget(customer_gateway, http), Staff(agent_gateway)
+    try:
+        assert await agent.login(username, PASSWORD) == 302
+        await agent.open_console()
+        welcome = await widget.connect()  # a guest visitor of the shop
+        assert welcome["type"] == "welcome" and welcome["status"] == "bot", welcome
+        conversation_id = widget.conversation_id
+        await agent.watch(conversation_id)
+        await asyncio.sleep(1.0)  # gateway 1 learns through Redis that a console on gateway 2 follows it
+
+        def this(kind: str) -> Callable[[Dict[str, Any]], bool]:
+            return lambda e: e.get("type") == kind and e.get("conversation_id") == conversation_id
+
+        # The customer writes on gateway 1 (stored and acknowledged there) ...
+        await widget.send(ANGRY)
+        ack = await widget.until(lambda e: e.get("type") == "ack", 60)
+        # ... the agent on gateway 2 reads it, then its rating once Rasa has read it.
+        rated = await _console_until(agent, "the customer's message with its rating", lambda e: this("message")(e)
+                                     and e["message"]["id"] == ack["id"] and e["message"].get("frustration"))
+        assert rated["message"]["sender"] == "customer" and rated["message"]["text"] == ANGRY
+        assert rated["message"]["frustration"]["level"] == "angry", rated["message"]["frustration"]
+        assert rated["message"]["frustration"]["cues"], rated["message"]["frustration"]  # and why, in words
+        # The conversation's level as the console shows it (queue card, chart): Rasa's tracker slots.
+        state = await _console_until(agent, "the conversation's frustration", lambda e: this("state")(e)
+                                     and e["summary"]["frustration"]["level"] != "calm")
+        assert state["summary"]["frustration"]["level"] == "angry", state["summary"]
+        suggested = await _console_until(agent, "suggested replies", lambda e: this("suggestions")(e)
+                                         and bool(e["suggestions"]))
+        assert any((s.get("text") or "").strip() for s in suggested["suggestions"]), suggested
+        # The bot answered the customer on gateway 1 meanwhile.
+        await widget.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", TURN_SECONDS)
+
+        # Rae takes over on gateway 2: the customer on gateway 1 sees a person join.
+        status, taken = await agent.post(f"/api/conversations/{conversation_id}/take")
+        assert status == 200, taken
+        joined = await widget.until(lambda e: e.get("type") == "status" and e.get("status") == "agent", 60)
+        assert joined["agent"]["name"] == "Rae"
+
+        # Rae replies on gateway 2; the customer on gateway 1 gets the reply, from her.
+        status, sent = await agent.post(f"/api/conversations/{conversation_id}/send", {"text": AGENT_REPLY})
+        assert status == 200, sent
+        reply = await widget.until(lambda e: e.get("type") == "message" and e["message"]["id"] == sent["message"]["id"],
+                                   60)
+        assert reply["message"]["sender"] == "agent" and reply["message"]["text"] == AGENT_REPLY
+        assert reply["message"]["agent_name"] == "Rae"
+        assert "frustration" not in reply["message"]  # the NLU's reading never reaches the customer
+        await widget.settle(1.0)
+        assert len([m for m in widget.messages() if m["id"] == reply["message"]["id"]]) == 1  # once, not per gateway
+        assert all("frustration" not in m for m in widget.messages())
+    finally:
+        await widget.close()
+        await agent.close()
+        await http.close()

@@ -322,6 +322,7 @@ class Customer(User):
         self.conversations += 1
         script = random.choice(SCRIPTS)
         try:
+            gevent.sleep(random.uniform(0, THINK_MAX))  # typing the first message too (spreads a ramp)
             for seq, line in enumerate(script, 1):
                 if not self._turn(seq, line):
                     break

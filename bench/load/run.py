@@ -4,14 +4,23 @@ from the stored transcripts.
 Usage (from the project root; ``make load-test`` runs it with the defaults):
 
     .venv/bin/python bench/load/run.py [--users 30] [--spawn-rate 5] [--run-time 60s] [--agents 2]
-        [--think-min 3] [--think-max 8] [--kill rasa:40 [--kill gateway:70]]
+        [--think-min 3] [--think-max 8] [--kill rasa:40 [--kill gateway@2:70]]
+        [--replicas 2 [--compare-single]]
         [--gateways http://a:8080,http://b:8081 --database-url URL [--tracker-url URL] --staff user:pw,...]
 
 Without ``--gateways`` it starts its own stack on 127.0.0.1 (Rasa 5805, actions 5855, gateway 5880 with
 ``--port-base 5800``): a fresh SQLite case database and tracker store in a temp folder, staff accounts
 for the agents, the per-session rate limit and the per-address new-conversation limit lifted (every
 simulated customer comes from 127.0.0.1), and the supervisor (``Services.supervise``) restarting what dies.
-``--kill NAME:SECONDS`` kill -9s that process (gateway, rasa or actions) that many seconds into the load.
+``--kill NAME[@REPLICA]:SECONDS`` kill -9s that process (gateway, rasa or actions) that many seconds into
+the load.
+
+With ``--replicas N`` it starts the scaled layout instead (bench/load/stacks.py ScaledStack: N gateways
+from 5880, N Rasa servers from 5805, N action servers from 5855, on PostgreSQL databases ``mend_load`` and
+``mend_load_tracker`` dropped and created for the run, Redis database 7 emptied, RabbitMQ queue
+``mend_load_events``); ``--compare-single`` then runs the same load on the single-process stack and prints
+the two side by side. For every stack it starts it samples the CPU time of each kind of process and of the
+engines during the load and prints the capacity model (bench/load/capacity.py).
 
 With ``--gateways`` it drives an already running stack (customers and agents spread over the list) and
 reads its transcripts from ``--database-url`` (and Rasa's tracker store from ``--tracker-url``).
@@ -42,10 +51,14 @@ if str(PROJECT_ROOT) not in sys.path:
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from bench.load.capacity import CapacityModel, CpuSampler  # noqa: E402
 from bench.load.invariants import InvariantReport, check, read_results  # noqa: E402
+from bench.load.stacks import OwnStack, ScaledStack, Stack, parse_target  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-KILLABLE = ("gateway", "rasa", "actions")
+DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/7"  # a Redis database of its own: emptied before the run
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def parse_duration(value: str) -> float:
@@ -63,12 +76,14 @@ def parse_duration(value: str) -> float:
 
 
 def parse_kill(value: str) -> Tuple[str, float]:
-    name, _, at = value.partition(":")
-    if name not in KILLABLE or not at:
-        raise argparse.ArgumentTypeError(f"--kill wants NAME:SECONDS with NAME one of {', '.join(KILLABLE)}; "
-                                         f"got {value!r}")
+    """``rasa:60`` or ``rasa@2:60``: that process (of that replica) killed 60 s into the load."""
+    target, _, at = value.rpartition(":")
     try:
-        return name, parse_duration(at)
+        parse_target(target)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--kill wants NAME[@REPLICA]:SECONDS; {error}") from None
+    try:
+        return target, parse_duration(at)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"--kill {value!r}: {at!r} is not a number of seconds") from None
 
@@ -111,117 +126,6 @@ def locust_failures(prefix: Path) -> List[Dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-class OwnStack:
-    """Rasa, actions and gateway on their own ports, a temp database, staff accounts, lifted rate limits."""
-
-    def __init__(self, port_base: int, agents: int, workdir: Path) -> None:
-        self.port_base = port_base
-        self.agents = agents
-        self.workdir = workdir
-        self.services: Any = None
-        self.events: List[str] = []
-        self.started_at = time.monotonic()
-
-    def start(self) -> None:
-        import yaml
-
-        from bot.casedb.engine import session_scope
-        from bot.gateway.accounts import create_account
-        from bot.services import Services
-        from bot.settings import DEFAULT_FILE
-        from bot.setup import MODEL, ensure_database
-        from bot.supervisor import SupervisorSettings
-
-        if not MODEL.exists():
-            raise SystemExit("load: no trained model at models/mend.tar.gz; run `make setup` first")
-        model = self.workdir / "mend.tar.gz"  # a copy: a training run replacing the model does not touch ours
-        shutil.copy2(MODEL, model)
-        self.db_url = f"sqlite:///{self.workdir / 'mend.db'}"
-        self.tracker_db = self.workdir / "tracker.db"
-        ensure_database(self.db_url)
-        self.staff = [(f"load-agent-{n}", f"load-agent-password-{n}-0123") for n in range(1, max(self.agents, 1) + 1)]
-        with session_scope(self.db_url) as session:
-            for username, password in self.staff:
-                create_account(session, username, password, "agent", f"Load Agent {username.rsplit('-', 1)[1]}")
-        data = yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
-        data["gateway"]["rate_limit"] = {"burst": 1000, "per_minute": 100000}
-        abuse = data["gateway"].setdefault("abuse", {})
-        abuse["new_conversations_per_hour"] = 1000000  # every simulated customer comes from 127.0.0.1
-        abuse.setdefault("login", {}).update(per_address=1000, global_per_minute=1000)
-        settings = self.workdir / "settings.yml"
-        settings.write_text(yaml.safe_dump(data), encoding="utf-8")
-        env = {"MEND_DATABASE_URL": self.db_url, "MEND_SETTINGS_FILE": str(settings),
-               "MEND_CUSTOMER_TOKEN_SECRET": "load-customer-secret-0123456789-0123456789",
-               "MEND_SESSION_SECRET": "load-session-secret-0123456789-0123456789", "MEND_LOG_LEVEL": "WARNING"}
-        self.services = Services(model=model, rasa_port=self.port_base + 5, actions_port=self.port_base + 55,
-                                 gateway_port=self.port_base + 80, tracker_db=self.tracker_db, env=env,
-                                 log_dir=self.workdir / "log")
-        print(f"[load] starting actions (:{self.services.actions_port}), Rasa (:{self.services.rasa_port}), "
-              f"gateway (:{self.services.gateway_port}); work dir {self.workdir}", flush=True)
-        started = time.monotonic()
-        self.services.start(timeout=600)
-        print(f"[load] stack up in {time.monotonic() - started:.0f} s", flush=True)
-        self.services.supervise(SupervisorSettings(max_restarts=10, backoff_initial_seconds=1.0),
-                                report=lambda level, message: self.note(f"supervisor: {message}"))
-
-    def note(self, message: str) -> None:
-        line = f"[load] t={time.monotonic() - self.started_at:6.1f}s {message}"
-        self.events.append(line)
-        print(line, flush=True)
-
-    @property
-    def gateways(self) -> List[str]:
-        return [self.services.gateway_url]
-
-    @property
-    def tracker_url(self) -> str:
-        return f"sqlite:///{self.tracker_db}"
-
-    def kill_later(self, name: str, at: float, load_started: float, stop: threading.Event) -> threading.Thread:
-        """kill -9 ``name`` ``at`` seconds into the load; note when it answers again (the supervisor restarts it)."""
-        from bot.services import wait_for
-
-        def run() -> None:
-            if stop.wait(max(0.0, load_started + at - time.monotonic())):
-                return
-            old = self.services.pid(name)
-            self.services.kill(name, signal.SIGKILL)
-            killed = time.monotonic()
-            self.note(f"killed {name} (pid {old}) with SIGKILL at {killed - load_started:.0f} s into the load")
-            deadline = killed + 600
-            while time.monotonic() < deadline:  # watched past the end of the load: the time to recover counts
-                try:
-                    if self.services.pid(name) != old:
-                        wait_for(self.services.health_url(name), max(1.0, deadline - time.monotonic()))
-                        self.note(f"{name} answers again {time.monotonic() - killed:.0f} s after the kill "
-                                  f"(pid {self.services.pid(name)})")
-                        return
-                except Exception:
-                    pass
-                time.sleep(0.5)
-            self.note(f"{name} did not come back within the run")
-
-        thread = threading.Thread(target=run, name=f"kill-{name}", daemon=True)
-        thread.start()
-        return thread
-
-    def wait_healthy(self, timeout: float) -> float:
-        """Wait until every service answers (a killed one is back); the seconds it took."""
-        from bot.services import wait_for
-
-        started = time.monotonic()
-        for name in self.services.names():
-            try:
-                wait_for(self.services.health_url(name), max(1.0, timeout - (time.monotonic() - started)))
-            except Exception as error:
-                self.note(f"{name} still does not answer after the load: {error}")
-        return time.monotonic() - started
-
-    def stop(self) -> None:
-        if self.services is not None:
-            self.services.stop()
-
-
 def run_locust(args: argparse.Namespace, gateways: List[str], staff: List[Tuple[str, str]], out: Path,
                results_dir: Path) -> int:
     classes = ["Customer"] + (["Agent"] if args.agents > 0 else [])
@@ -254,7 +158,7 @@ def fmt(value: Optional[float], unit: str = " ms") -> str:
 
 def summary(args: argparse.Namespace, rows: List[Dict[str, Any]], stats: Dict[str, Dict[str, str]],
             failures: List[Dict[str, str]], report: Optional[InvariantReport], duration: float,
-            events: List[str]) -> Dict[str, Any]:
+            events: List[str], title: str = "", kills: Optional[List[Tuple[str, float]]] = None) -> Dict[str, Any]:
     turns = [r for r in rows if r.get("kind") == "turn"]
     by_bot = [r["ms"] for r in turns if r.get("by") == "bot"]
     by_person = [r["ms"] for r in turns if r.get("by") in ("agent", "system")]
@@ -266,7 +170,7 @@ def summary(args: argparse.Namespace, rows: List[Dict[str, Any]], stats: Dict[st
     locust_turn = stats.get("WS turn", {})
     aggregated = stats.get("Aggregated", {})
     result = {
-        "users": args.users, "agents": args.agents, "duration_s": duration, "kills": args.kill,
+        "users": args.users, "agents": args.agents, "duration_s": duration, "kills": kills or [],
         "messages_sent": sent, "messages_acked": acked, "messages_per_s": acked / duration if duration else None,
         "turns": len(turns), "turn_p50_ms": percentile(all_ms, 50), "turn_p95_ms": percentile(all_ms, 95),
         "turn_p99_ms": percentile(all_ms, 99),
@@ -285,7 +189,7 @@ def summary(args: argparse.Namespace, rows: List[Dict[str, Any]], stats: Dict[st
     }
     width = 44
     print("\n" + "=" * 78)
-    print("Mend load test" + (f"  (kills: {', '.join(f'{n} at {a:.0f}s' for n, a in args.kill)})" if args.kill else ""))
+    print("Mend load test" + (f": {title}" if title else "") + (f"  (kills: {', '.join(f'{n} at {a:.0f}s' for n, a in kills)})" if kills else ""))
     print("=" * 78)
 
     def line(label: str, value: str) -> None:
@@ -343,8 +247,18 @@ def main() -> int:
     parser.add_argument("--think-max", type=float, default=8.0, help="(default 8)")
     parser.add_argument("--reply-timeout", type=float, default=90.0,
                         help="seconds a customer waits for a reply before leaving (default 90)")
-    parser.add_argument("--kill", type=parse_kill, action="append", default=[], metavar="NAME:SECONDS",
-                        help="kill -9 gateway|rasa|actions that many seconds into the load (repeatable; own stack)")
+    parser.add_argument("--kill", type=parse_kill, action="append", default=[], metavar="NAME[@REPLICA]:SECONDS",
+                        help="kill -9 gateway|rasa|actions (of replica N with @N) that many seconds into the load "
+                             "(repeatable; a stack this script starts)")
+    parser.add_argument("--replicas", type=int, help="start the scaled layout with N of each process instead "
+                        "(PostgreSQL, Redis, RabbitMQ; databases mend_load and mend_load_tracker, dropped first)")
+    parser.add_argument("--compare-single", action="store_true",
+                        help="with --replicas: then run the same load on the single-process layout and print both")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="the PostgreSQL server for --replicas")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis database for --replicas (emptied!)")
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP, help="RabbitMQ for --replicas")
+    parser.add_argument("--capacity-for", type=int, default=50_000,
+                        help="the capacity model's number of concurrent customers (default 50,000)")
     parser.add_argument("--gateways", help="comma-separated base URLs of running gateways (default: start a stack)")
     parser.add_argument("--database-url", help="the gateways' database, to check the transcripts (with --gateways)")
     parser.add_argument("--tracker-url", help="Rasa's SQL tracker store, to check each message reached Rasa once")
@@ -370,32 +284,74 @@ def main() -> int:
     staff = [tuple(p.split(":", 1)) for p in args.staff.split(",") if ":" in p]
     if args.gateways and args.agents and not staff:
         parser.error("--agents with --gateways needs --staff user:password,... (console accounts)")
+    if args.replicas is not None and args.gateways:
+        parser.error("--replicas starts its own scaled stack; --gateways drives one that runs already")
+    if args.replicas is not None and not 1 <= args.replicas <= 8:
+        parser.error("--replicas takes a number from 1 to 8")
+    for target, _ in args.kill:
+        if parse_target(target)[1] >= (args.replicas or 1):
+            parser.error(f"--kill {target}: there are only {args.replicas or 1} replicas")
     out = args.out or PROJECT_ROOT / "var" / "load" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+
+    if args.gateways:
+        result = run_phase(args, None, out, staff, kills=[], title="running stack")
+        results = {"running": result}
+    else:
+        phases: List[Tuple[str, Stack, list]] = []
+        if args.replicas is not None:
+            phases.append(("scaled", ScaledStack(args.port_base, args.agents, Path(tempfile.mkdtemp(prefix="mend-load-")),
+                                                 args.replicas, args.postgres_url, args.redis_url, args.amqp_url),
+                           args.kill))
+        if args.replicas is None or args.compare_single:
+            phases.append(("single", OwnStack(args.port_base + 200 if args.replicas else args.port_base, args.agents,
+                                              Path(tempfile.mkdtemp(prefix="mend-load-"))),
+                           [] if args.replicas is not None else args.kill))
+        results = {}
+        for name, stack, kills in phases:
+            phase_out = out / name if len(phases) > 1 else out
+            phase_out.mkdir(parents=True, exist_ok=True)
+            title = (f"{args.replicas} replicas of each process (PostgreSQL, Redis, RabbitMQ)" if name == "scaled"
+                     else "single process (one gateway, one Rasa, one action server; SQLite)")
+            results[name] = run_phase(args, stack, phase_out, staff, kills, title)
+    if len(results) > 1:
+        side_by_side(results)
+    (out / "summary.json").write_text(json.dumps(results if len(results) > 1 else next(iter(results.values())),
+                                                 indent=2, default=str))
+    if args.json:
+        args.json.write_text((out / "summary.json").read_text())
+    print(f"[load] summary: {out / 'summary.json'}", flush=True)
+    return 0
+
+
+def run_phase(args: argparse.Namespace, stack: Optional[Stack], out: Path, staff: List[Tuple[str, str]],
+              kills: List[Tuple[str, float]], title: str) -> Dict[str, Any]:
+    """Start ``stack`` (None: drive --gateways), run the load with ``kills``, check, print; the summary."""
     results_dir = out / "results"
     results_dir.mkdir(exist_ok=True)
-
-    stack: Optional[OwnStack] = None
     events: List[str] = []
+    sampler: Optional[CpuSampler] = None
     try:
-        if args.gateways:
+        if stack is None:
             gateways = [g.strip().rstrip("/") for g in args.gateways.split(",") if g.strip()]
             database_url, tracker_url = args.database_url, args.tracker_url
         else:
-            stack = OwnStack(args.port_base, args.agents, Path(tempfile.mkdtemp(prefix="mend-load-")))
             stack.start()
             gateways, staff = stack.gateways, stack.staff
             database_url, tracker_url = stack.db_url, args.tracker_url or stack.tracker_url
-        print(f"[load] {args.users} customers + {args.agents} agents on {', '.join(gateways)} for "
+        print(f"[load] {title}: {args.users} customers + {args.agents} agents on {', '.join(gateways)} for "
               f"{args.run_time:.0f} s; results in {out}", flush=True)
         stop = threading.Event()
         started = time.monotonic()
+        killers: List[threading.Thread] = []
         if stack is not None:
             stack.started_at = started
-            killers = [stack.kill_later(name, at, started, stop) for name, at in args.kill]
+            sampler = CpuSampler(stack.process_groups, lambda: set(stack.starting)).start()
+            killers = [stack.kill_later(target, at, started, stop) for target, at in kills]
         code = run_locust(args, gateways, staff, out, results_dir)
         duration = time.monotonic() - started
         stop.set()
+        cpu = sampler.stop() if sampler is not None else {}
         if code not in (0, 1):  # 1: Locust's "some requests failed"
             print(f"[load] locust exited with {code}; see {out / 'locust.log'}", flush=True)
         if stack is not None:
@@ -411,16 +367,40 @@ def main() -> int:
         files = sorted(results_dir.glob("customers-*.jsonl"))
         rows = read_jsonl(files)
         report = check(read_results(files), database_url, tracker_url) if database_url else None
+        load_seconds = min(duration, args.run_time)
         result = summary(args, rows, locust_stats(out / "locust"), locust_failures(out / "locust"), report,
-                         min(duration, args.run_time), events)
+                         load_seconds, events if stack is not None else [], title, kills)
+        if cpu:
+            model = CapacityModel(cpu_seconds=cpu, messages=int(result["messages_acked"]), duration_s=load_seconds,
+                                  concurrent_customers=args.users)
+            for line in model.table(args.capacity_for):
+                print(line)
+            print("=" * 78, flush=True)
+            result["capacity"] = model.as_dict(args.capacity_for)
         (out / "summary.json").write_text(json.dumps(result, indent=2, default=str))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2, default=str))
-        print(f"[load] summary: {out / 'summary.json'}; Locust log: {out / 'locust.log'}", flush=True)
+        print(f"[load] Locust log: {out / 'locust.log'}", flush=True)
+        return result
     finally:
+        if sampler is not None:
+            sampler.stop()
         if stack is not None:
             stack.stop()
-    return 0
+
+
+def side_by_side(results: Dict[str, Dict[str, Any]]) -> None:
+    """The scaled run's per-turn figures beside the single-process run's, same load, same invocation."""
+    print("\n" + "=" * 78)
+    print("Per-turn latency, same load, this invocation")
+    print(f"  {'layout':<10} {'turns':>6} {'p50':>9} {'p95':>9} {'p99':>9} {'bot p95':>9} {'msg/s':>7} "
+          f"{'lost':>5} {'dup':>4} {'order':>5} {'errors':>6}")
+    for name, r in results.items():
+        inv = r.get("invariants") or {}
+        print(f"  {name:<10} {r['turns']:>6} {fmt(r['turn_p50_ms'], ''):>9} {fmt(r['turn_p95_ms'], ''):>9} "
+              f"{fmt(r['turn_p99_ms'], ''):>9} {fmt(r['bot_p95_ms'], ''):>9} {r['messages_per_s'] or 0:>7.2f} "
+              f"{inv.get('lost', '-'):>5} {inv.get('duplicated', '-'):>4} {inv.get('out_of_order', '-'):>5} "
+              f"{r['errors']:>6}")
+    print("  (milliseconds)")
+    print("=" * 78, flush=True)
 
 
 if __name__ == "__main__":

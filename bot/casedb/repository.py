@@ -2,6 +2,10 @@
 
 Reads return plain snapshots (dataclasses) so callers never touch a closed session;
 writes take a session so a caller can group them in one transaction.
+
+A session whose ``info`` carries a recording repository (``RECORDER``, see bot/casedb/recording.py)
+sends every write, and every read a pending write could change, to it instead: a preview of a
+turn then reads the real data, records what it would write, and writes (and locks) nothing.
 """
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import List, Optional, Tuple
+from functools import wraps
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session, object_session
@@ -31,6 +36,26 @@ RECENT_CASE_DAYS = 60
 # A case has at most one resolution in one of these states; "cancelled" (the customer changed it)
 # and "failed" (the case was reopened because it did not work) are history.
 ACTIVE_RESOLUTION_STATUSES = ("in_progress", "done")
+RECORDER = "mend.casedb.recorder"  # the key of a preview session's recording repository in ``Session.info``
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def recordable(function: F) -> F:
+    """Route the call to the session's recording repository when it has one (a preview), so the
+    turn code and the throttle keep calling this module and a preview still cannot write.
+    The real function stays reachable as ``__wrapped__`` (the recorder reads through it)."""
+    name = function.__name__
+
+    @wraps(function)
+    def call(session: Any, *args: Any, **kwargs: Any) -> Any:
+        info = getattr(session, "info", None)
+        recorder = info.get(RECORDER) if info else None
+        if recorder is not None:
+            return getattr(recorder, name)(session, *args, **kwargs)
+        return function(session, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 @dataclass
@@ -116,6 +141,7 @@ def _case_snapshot(case: Case) -> CaseSnapshot:
     )
 
 
+@recordable
 def customer_history(session: Session, customer_id: str) -> Optional[CustomerHistory]:
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -156,6 +182,7 @@ def _new_case_id(session: Session) -> str:
             return candidate
 
 
+@recordable
 def open_case(session: Session, customer_id: str, issue_type: str, order_id: Optional[str], summary: str,
               now: Optional[datetime] = None) -> str:
     case = Case(id=_new_case_id(session), customer_id=customer_id, order_id=order_id, issue_type=issue_type,
@@ -165,6 +192,7 @@ def open_case(session: Session, customer_id: str, issue_type: str, order_id: Opt
     return case.id
 
 
+@recordable
 def reopen_case(session: Session, case_id: str, reason: str) -> None:
     """The problem is back: the case is open again and the fix it had is recorded as failed, so the
     case may get a new resolution."""
@@ -180,6 +208,7 @@ def reopen_case(session: Session, case_id: str, reason: str) -> None:
     session.flush()
 
 
+@recordable
 def record_contact(session: Session, case_id: str, conversation_id: str, summary: str, issue_type: Optional[str],
                    frustration_level: Optional[str], frustration_score: Optional[float], handled_by: str = "bot",
                    channel: str = "chat", now: Optional[datetime] = None) -> None:
@@ -202,6 +231,7 @@ def record_contact(session: Session, case_id: str, conversation_id: str, summary
     session.flush()
 
 
+@recordable
 def earlier_contacts(session: Session, case_id: str, conversation_id: str) -> int:
     """How many times the customer already contacted us about this case, in other conversations."""
     return (
@@ -269,12 +299,14 @@ def _active_resolutions(session: Session, case_id: str) -> List[Resolution]:
             .order_by(Resolution.created_at, Resolution.id).populate_existing().all())
 
 
+@recordable
 def active_resolution(session: Session, case_id: str) -> Optional[ResolutionSnapshot]:
     """The case's resolution in progress or done, if any (a read: no lock)."""
     found = _active_resolutions(session, case_id)
     return _resolution_snapshot(found[-1]) if found else None
 
 
+@recordable
 def record_resolution(session: Session, case_id: str, option_code: str, description: str,
                       chosen_by: str = "customer", replaces: Optional[str] = None,
                       now: Optional[datetime] = None) -> ResolutionSnapshot:
@@ -299,17 +331,20 @@ def record_resolution(session: Session, case_id: str, option_code: str, descript
     return _resolution_snapshot(resolution)
 
 
+@recordable
 def next_follow_up_due(session: Session, case_id: str) -> Optional[datetime]:
     """When the case's next promised check-in is due (None: nothing pending)."""
     return (session.query(func.min(FollowUp.due_at))
             .filter(FollowUp.case_id == case_id, FollowUp.done.is_(False)).scalar())
 
 
+@recordable
 def compensation_total(session: Session, case_id: str) -> Decimal:
     total = session.query(func.coalesce(func.sum(Compensation.amount), 0)).filter(Compensation.case_id == case_id).scalar()
     return Decimal(str(total or 0))
 
 
+@recordable
 def customer_compensation_total(session: Session, customer_id: str, since: datetime) -> Decimal:
     """What a customer received over all their cases since a moment (the per-customer limit's window)."""
     total = (session.query(func.coalesce(func.sum(Compensation.amount), 0))
@@ -335,6 +370,7 @@ def compensation_limits(settings: Optional[dict] = None) -> Tuple[Decimal, Decim
     return per_case, per_customer, int(settings.get("customer_window_days", 90) or 0)
 
 
+@recordable
 def compensation_room(session: Session, case_id: str, settings: Optional[dict] = None,
                       now: Optional[datetime] = None) -> CompensationRoom:
     """Already granted and still allowed, per case and per customer. The case and its customer are
@@ -350,6 +386,7 @@ def compensation_room(session: Session, case_id: str, settings: Optional[dict] =
     return CompensationRoom(case_granted, customer_granted, left)
 
 
+@recordable
 def record_compensation(session: Session, case_id: str, kind: str, amount: Decimal, currency: str, reason: str,
                         granted_by: str = "bot", settings: Optional[dict] = None,
                         now: Optional[datetime] = None) -> None:
@@ -371,6 +408,7 @@ def record_compensation(session: Session, case_id: str, kind: str, amount: Decim
     session.flush()
 
 
+@recordable
 def tag_root_cause(session: Session, case_id: str, tag: str) -> None:
     exists = session.query(RootCauseTag.id).filter(RootCauseTag.case_id == case_id, RootCauseTag.tag == tag).first()
     if not exists:
@@ -378,6 +416,7 @@ def tag_root_cause(session: Session, case_id: str, tag: str) -> None:
         session.flush()
 
 
+@recordable
 def close_case(session: Session, case_id: str, now: Optional[datetime] = None) -> None:
     """The customer confirmed the fix: the case is resolved and its resolution done."""
     case = _hold_case(session, case_id)
@@ -389,6 +428,7 @@ def close_case(session: Session, case_id: str, now: Optional[datetime] = None) -
         session.flush()
 
 
+@recordable
 def record_handoff(session: Session, conversation_id: str, reason: str, summary: str,
                    customer_id: Optional[str] = None, case_id: Optional[str] = None,
                    frustration_level: Optional[str] = None) -> int:
@@ -432,6 +472,7 @@ class DueFollowUp:
     attempts: int
 
 
+@recordable
 def schedule_follow_up(session: Session, case_id: str, conversation_id: str, due_at: datetime, note: str) -> None:
     session.add(FollowUp(case_id=case_id, conversation_id=conversation_id, due_at=due_at, note=note[:2000]))
     session.flush()
@@ -447,6 +488,7 @@ def due_follow_ups(session: Session, now: Optional[datetime] = None, limit: int 
     return [DueFollowUp(r.id, r.case_id, r.conversation_id, r.due_at, r.note, r.attempts or 0) for r in rows]
 
 
+@recordable
 def claim_follow_up(session: Session, follow_up_id: int, attempts_seen: int, lease_until: datetime) -> bool:
     """Take a due check-in for one delivery attempt; exactly one of several concurrent jobs gets True."""
     claimed = (session.query(FollowUp)
@@ -456,6 +498,7 @@ def claim_follow_up(session: Session, follow_up_id: int, attempts_seen: int, lea
     return claimed == 1
 
 
+@recordable
 def mark_follow_up_delivered(session: Session, follow_up_id: int, attempt: int, now: Optional[datetime] = None,
                              outcome: Optional[str] = None) -> bool:
     """Delivered by the job holding ``attempt`` (its claim's number); False: the claim was lost, roll back."""
@@ -466,6 +509,7 @@ def mark_follow_up_delivered(session: Session, follow_up_id: int, attempt: int, 
     return done == 1
 
 
+@recordable
 def retry_follow_up_later(session: Session, follow_up_id: int, attempt: int, retry_at: datetime) -> None:
     """A failed attempt (Rasa down...): nobody tries again before ``retry_at``; nothing is lost."""
     (session.query(FollowUp)
@@ -473,6 +517,7 @@ def retry_follow_up_later(session: Session, follow_up_id: int, attempt: int, ret
      .update({FollowUp.sent_at: retry_at}, synchronize_session=False))
 
 
+@recordable
 def complete_follow_ups(session: Session, case_id: str, now: Optional[datetime] = None) -> int:
     """A check-in just ran outside the job (an agent sent it): the case's due check-ins nobody is
     delivering right now are done, so the job does not ask again. One being delivered is left to its job."""
@@ -486,6 +531,7 @@ def complete_follow_ups(session: Session, case_id: str, now: Optional[datetime] 
     return len(due)
 
 
+@recordable
 def record_follow_up_outcome(session: Session, case_id: str, outcome: str) -> bool:
     """The customer's answer to the latest delivered, unanswered check-in of the case."""
     if outcome not in FOLLOW_UP_OUTCOMES:
@@ -500,6 +546,7 @@ def record_follow_up_outcome(session: Session, case_id: str, outcome: str) -> bo
     return True
 
 
+@recordable
 def case_follow_ups(session: Session, case_id: str) -> List[dict]:
     """The case's promised check-ins, oldest first (the console shows them with their state)."""
     rows = session.query(FollowUp).filter(FollowUp.case_id == case_id).order_by(FollowUp.due_at, FollowUp.id).all()
@@ -508,6 +555,7 @@ def case_follow_ups(session: Session, case_id: str) -> List[dict]:
 
 
 # -- throttles: attempts counted across conversations and processes -------------------------
+@recordable
 def count_throttle_events(session: Session, kind: str, key: str, since: datetime) -> int:
     from bot.casedb.models import ThrottleEvent
 
@@ -515,6 +563,7 @@ def count_throttle_events(session: Session, kind: str, key: str, since: datetime
             .filter(ThrottleEvent.kind == kind, ThrottleEvent.key == key, ThrottleEvent.at >= since).scalar() or 0)
 
 
+@recordable
 def record_throttle_event(session: Session, kind: str, key: str, now: Optional[datetime] = None) -> None:
     from bot.casedb.models import ThrottleEvent
 
@@ -522,6 +571,7 @@ def record_throttle_event(session: Session, kind: str, key: str, now: Optional[d
     session.flush()
 
 
+@recordable
 def prune_throttle_events(session: Session, older_than: datetime) -> int:
     """Forget attempts older than every window (they no longer count for anything)."""
     from bot.casedb.models import ThrottleEvent

@@ -144,7 +144,7 @@ def staff_only(role: str = "agent") -> Callable:
                 return _error(403, f"This needs the {role} role.")
             if request.method == "POST" and not _origin_allowed(request, required=False):
                 return _error(403, "Cross-site request refused.")
-            request.app[ROUTER].agent_names[staff.username] = staff.name
+            request.app[ROUTER].agent_names.noticed(staff.username, staff.name)  # renamed: reload the names
             return await handler(request, staff)
         return wrapped
     return decorate
@@ -421,9 +421,10 @@ async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]
                 raise ConversationRefused(throttle.TOO_MANY_CONVERSATIONS)
             conversation = transcript.open_conversation(session, new_conversation_id(), customer_id, address_key)
             verified_guest = False
-        history = [customer_view(transcript.message_dict(m, app[ROUTER].agent_names))
-                   for m in transcript.messages(session, conversation.id, config.history_messages)]
+        found = transcript.messages(session, conversation.id, config.history_messages)
         agent = conversation.assigned_agent if conversation.status == "agent" else None
+        names = app[ROUTER].agent_names.fresh_in(session, agent, *{m.agent for m in found if m.agent})
+        history = [customer_view(transcript.message_dict(m, names)) for m in found]
         # A verified guest keeps the token they have: its lifetime counts from the verification.
         resume_token = hello["resume"] if verified_guest and conversation.id == resume["cid"] else \
             sign_resume_token(conversation.id, conversation.customer_id, config.session_secret, config.resume_days)
@@ -432,7 +433,7 @@ async def _start_widget_conversation(app: web.Application, hello: Dict[str, Any]
                 "customer": {"name": transcript.customer_name(session, conversation.customer_id)}
                 if conversation.customer_id else None,
                 "status": conversation.status,
-                "agent": {"name": app[ROUTER].agent_names.get(agent, agent)} if agent else None,
+                "agent": {"name": names.name_of(agent)} if agent else None,
                 "history": history}
 
     welcome = await db.run(open_or_resume)
@@ -488,7 +489,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     socket = web.WebSocketResponse(heartbeat=30, max_msg_size=WIDGET_MAX_FRAME)
     await socket.prepare(request)
     app = request.app
-    app[ROUTER].agent_names[staff.username] = staff.name
+    app[ROUTER].agent_names.noticed(staff.username, staff.name)  # renamed: reload the names
     client = ConsoleClient(socket, staff.username)
     app[HUB].add_console(client)
     session_id = (await get_session(request)).get("sid")
@@ -564,6 +565,8 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
         await app[ROUTER].drain()
         await app[HUB].stop()
         await app[RASA].close()
+        app[ROUTER].suggestion_pool.shutdown(wait=False)
+        app[DB].close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

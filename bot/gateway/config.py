@@ -3,15 +3,34 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from bot.settings import PROJECT_ROOT, section
 
 SECRETS_FILE = PROJECT_ROOT / "var" / "secrets.json"
+RASA_URL_EXAMPLE = "http://127.0.0.1:5005"
+
+
+class ConfigError(SystemExit):
+    """A setting the gateway cannot run with, in one line naming the setting and its value.
+
+    A SystemExit (like bot.scaled.ScaledError and ``start_timeout``): ``python -m bot gateway`` and
+    ``python -m bot run`` then end at start with this line and exit code 1, not with a traceback or,
+    worse, a gateway that starts and fails at its first request.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def secret(name: str, path: Path = SECRETS_FILE) -> str:
@@ -115,9 +134,18 @@ class GatewayConfig:
 
 
 def rasa_down_seconds() -> float:
-    """How long a Rasa server that failed is passed over: MEND_RASA_DOWN_SECONDS, else gateway.rasa_down_seconds."""
-    raw = os.environ.get("MEND_RASA_DOWN_SECONDS") or section("gateway").get("rasa_down_seconds", 10)
-    return max(0.0, float(raw))
+    """How long a Rasa server that failed is passed over: MEND_RASA_DOWN_SECONDS, else gateway.rasa_down_seconds
+    (a negative number: never passed over). Anything but a number is a ConfigError naming the setting."""
+    env = os.environ.get("MEND_RASA_DOWN_SECONDS", "").strip()
+    raw: object = env if env else section("gateway").get("rasa_down_seconds", 10)
+    where = "MEND_RASA_DOWN_SECONDS" if env else "gateway.rasa_down_seconds in the settings"
+    try:
+        seconds = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(raw, bool) or not math.isfinite(seconds):
+        raise ConfigError(f"mend: {where} must be a number of seconds, not {raw!r}")
+    return max(0.0, seconds)
 
 
 def _url_list(value: object) -> List[str]:
@@ -131,6 +159,44 @@ def _url_list(value: object) -> List[str]:
     return urls
 
 
+def _bad_rasa_url(url: str) -> bool:
+    """Not an http(s) URL of a server (scheme, host, optional port, nothing that a request would choke on)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        return True
+    return (parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url)
+            or bool(parts.query or parts.fragment))
+
+
+def rasa_urls_setting() -> str:
+    """The Rasa servers, comma-separated: MEND_RASA_URLS, else MEND_RASA_URL, else gateway.rasa_url.
+
+    Checked here, at start: a value that is not a list of http(s) URLs is a ConfigError naming the
+    setting and the bad entry (it used to be accepted and fail at the first customer message)."""
+    for name in ("MEND_RASA_URLS", "MEND_RASA_URL"):
+        given: object = os.environ.get(name, "")
+        if str(given).strip():
+            where = name
+            break
+    else:
+        given = section("gateway").get("rasa_url") or RASA_URL_EXAMPLE
+        where = "gateway.rasa_url in the settings"
+    if not isinstance(given, (str, list)):
+        raise ConfigError(f"mend: {where} must be Rasa server URLs like {RASA_URL_EXAMPLE}, not {given!r}")
+    urls = _url_list(given)
+    if not urls:
+        raise ConfigError(f"mend: {where} names no Rasa server: {given!r} (give URLs like {RASA_URL_EXAMPLE}, "
+                          f"several comma-separated)")
+    for url in urls:
+        if _bad_rasa_url(url):
+            shown = repr(url) if url == str(given).strip() else f"{url!r} (in {given!r})"
+            raise ConfigError(f"mend: {where} has {shown}, which is not a Rasa server URL; give http(s) URLs "
+                              f"like {RASA_URL_EXAMPLE}, several comma-separated")
+    return ",".join(urls)
+
+
 def load_config(**overrides: object) -> GatewayConfig:
     """The gateway's configuration from the settings file and MEND_* environment variables."""
     raw = section("gateway")
@@ -142,8 +208,7 @@ def load_config(**overrides: object) -> GatewayConfig:
         host=os.environ.get("MEND_GATEWAY_HOST") or str(raw.get("host") or "127.0.0.1"),
         port=int(os.environ.get("MEND_GATEWAY_PORT") or raw.get("port") or 8080),
         public_url=public_url,
-        rasa_url=",".join(_url_list(os.environ.get("MEND_RASA_URLS") or os.environ.get("MEND_RASA_URL")
-                                    or raw.get("rasa_url") or "http://127.0.0.1:5005")),
+        rasa_url=rasa_urls_setting(),
         rasa_down_seconds=rasa_down_seconds(),
         rasa_timeout=float(raw.get("rasa_timeout_seconds", 20)),
         allowed_origins=list(raw.get("allowed_origins") or []) + env_origins,

@@ -47,5 +47,5 @@ def search_conversations(session: Session, query: str, limit: int = 20) -> Dict[
                     has_messages)
             .order_by(ChatConversation.last_activity.desc(), ChatConversation.id)
             .limit(limit + 1).all())
-    results: List[Dict[str, Any]] = [transcript.summarize(session, c) for c in rows[:limit]]
+    results: List[Dict[str, Any]] = transcript.summarize_many(session, list(rows[:limit]))
     return {"query": query, "results": results, "truncated": len(rows) > limit}

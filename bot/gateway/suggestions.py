@@ -3,9 +3,10 @@ and from the reply library and replies agents sent before (ranked in bot/assist/
 
 Rasa's ``/predict`` scores every action without changing the tracker. Responses
 (``utter_*``) are rendered by Rasa's templated NLG with the conversation's slots (conditional
-variations included); custom actions are previewed by running their recovery turn on
-the real case database inside a transaction that is always rolled back, so the agent
-sees exactly what the bot would say, and nothing is recorded until the agent sends it.
+variations included); custom actions are previewed by running their recovery turn on a
+recording repository (bot/casedb/recording.py): it reads the real case database and keeps
+the turn's writes in memory, so the agent sees exactly what the bot would say, and nothing is
+written or locked until the agent sends it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bot.assist.learned import candidates as learned_candidates
 from bot.assist.moment import moment_from_tracker
 from bot.assist.ranker import Ranker
 from bot.casedb.engine import get_engine
+from bot.casedb.recording import RecordingRepository, recording_session
 from bot.recovery import turns
 from bot.recovery.conversation import TurnReply
 from bot.recovery.playbook import STEPS
@@ -84,18 +86,17 @@ def render_response(name: str, domain: Mapping[str, Any], slots: Mapping[str, An
     return {"text": str(generated["text"]), "buttons": list(generated.get("buttons") or [])}
 
 
-def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional[str] = None) -> TurnReply:
-    """What a custom action would say now, computed on the real database and rolled back."""
+def preview_turn(action: str, tracker: Mapping[str, Any], database_url: Optional[str] = None,
+                 recorder: Optional[RecordingRepository] = None) -> TurnReply:
+    """What a custom action would say now: its turn reads the real case database, and its writes are
+    recorded in ``recorder`` (what sending it would record) instead of made. The database is never
+    written or locked for a preview, so a preview cannot hold up the bot or another agent."""
     # The agent speaks as the bot would if it still had the conversation.
     slots = dict(tracker.get("slots") or {}, handed_off=False)
     turn = turn_input(str(tracker.get("sender_id") or ""), slots, tracker.get("latest_message"),
                       tracker.get("events") or [])
-    session = sessionmaker(bind=get_engine(database_url), future=True)()
-    try:
+    with recording_session(database_url, recorder) as (session, _):
         return turns.ACTION_TURNS[action](turn, session)
-    finally:
-        session.rollback()
-        session.close()
 
 
 def _join(parts: List[Dict[str, Any]]) -> Dict[str, Any]:

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -176,12 +176,25 @@ def summary(conversation: ChatConversation, name: Optional[str], last_text: Opti
 
 
 def summarize(session: Session, conversation: ChatConversation) -> Dict[str, Any]:
-    last = (session.query(ChatMessage.text).filter(ChatMessage.conversation_id == conversation.id,
-                                                   ChatMessage.sender == "customer")
-            .order_by(ChatMessage.id.desc()).first())
-    preferred = previous_agent(session, conversation.customer_id, conversation.id) \
-        if conversation.status == "waiting" else None
-    return summary(conversation, customer_name(session, conversation.customer_id), last[0] if last else None, preferred)
+    return summarize_many(session, [conversation])[0]
+
+
+def summarize_many(session: Session, conversations: List[ChatConversation]) -> List[Dict[str, Any]]:
+    """The summaries of many conversations in a few queries (an agent's queue lists hundreds: one query
+    per conversation and per fact made each queue hundreds of queries, every time it changed)."""
+    if not conversations:
+        return []
+    ids = [c.id for c in conversations]
+    newest = (session.query(ChatMessage.conversation_id, func.max(ChatMessage.id).label("last_id"))
+              .filter(ChatMessage.conversation_id.in_(ids), ChatMessage.sender == "customer")
+              .group_by(ChatMessage.conversation_id).subquery())
+    last_text = dict(session.query(ChatMessage.conversation_id, ChatMessage.text)
+                     .join(newest, ChatMessage.id == newest.c.last_id))
+    customers = {c.customer_id for c in conversations if c.customer_id}
+    names = dict(session.query(Customer.id, Customer.name).filter(Customer.id.in_(customers))) if customers else {}
+    return [summary(c, names.get(c.customer_id) if c.customer_id else None, last_text.get(c.id),
+                    previous_agent(session, c.customer_id, c.id) if c.status == "waiting" else None)
+            for c in conversations]
 
 
 LIVE_SCAN = 5000      # live conversations looked at for folding (a flood beyond this is still folded, not listed)
@@ -214,13 +227,13 @@ def queue(session: Session, agent: str, live_minutes: int, limit: int = 100,
     shown, folded = fold_floods(candidates, fold_after)
     listed = {c.id: c for c in session.query(ChatConversation).filter(ChatConversation.id.in_(shown[:limit]))}
     live = [listed[i] for i in shown[:limit] if i in listed]
-    result = {name: [summarize(session, c) for c in rows] for name, rows in
+    result = {name: summarize_many(session, rows) for name, rows in
               (("waiting", waiting), ("mine", mine), ("live", live))}
     groups = []
     for key, ids in sorted(folded.items(), key=lambda item: -len(item[1])):
         detail = {c.id: c for c in session.query(ChatConversation).filter(ChatConversation.id.in_(ids[:FOLD_DETAIL]))}
         groups.append({"client": key[:12], "count": len(ids),
-                       "conversations": [summarize(session, detail[i]) for i in ids[:FOLD_DETAIL] if i in detail]})
+                       "conversations": summarize_many(session, [detail[i] for i in ids[:FOLD_DETAIL] if i in detail])})
     result["live_folded"] = groups
     return result
 

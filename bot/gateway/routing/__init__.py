@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import DefaultDict, Dict, List, Optional, Set, Tuple
 
-from bot.casedb.runner import Database
+from bot.casedb.runner import Database, WorkerThreads
+from bot.gateway.agent_names import AgentNames
 from bot.gateway.faults import FaultSettings
 from bot.gateway.hub import Hub
 from bot.gateway.rasa_client import RasaClient
@@ -48,12 +50,18 @@ class Router(CustomerMessages, OutageRecovery, Handoffs, AgentReplies, ConsoleFe
         self._locks: DefaultDict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set = set()
         self._inflight: set = set()  # customer message ids being processed (a resend must not run them twice)
-        self.agent_names: Dict[str, str] = {}
+        # Ranking and rendering suggestions (CPU) on threads of their own, never in the database's.
+        self.suggestion_pool = ThreadPoolExecutor(getattr(db, "threads", WorkerThreads()).suggestions,
+                                                  thread_name_prefix="suggestions")
+        # Display names from the staff accounts table, the same on every gateway (see agent_names.py).
+        self.agent_names = AgentNames(db)
         # While the database is unreachable: what could not be stored yet, retried by ``_recover``.
         self._not_stored: Dict[str, Set[str]] = {}  # conversation -> client ids the customer must resend
         self._outbox: List[Tuple[str, str, str, Optional[List[Dict[str, str]]], Optional[str]]] = []
         self._deferred: Dict[str, Tuple[str, str]] = {}  # conversation -> (reason, summary) of a handoff
         self._recovery: Optional[asyncio.Task] = None
         self._accepting: DefaultDict[str, int] = defaultdict(int)  # messages being stored, per conversation
+        self._queue_task: Optional[asyncio.Task] = None  # the agents' queues being published (console_feed)
+        self._queue_wanted = 0  # publishes asked for since the current round began
         self._waiting_for_rasa = 0  # stored messages the last catch-up could not bring to Rasa
 

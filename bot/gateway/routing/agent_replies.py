@@ -79,7 +79,8 @@ class AgentReplies:
             chosen = assist_telemetry.record_sent(session, conversation_id, agent, text, suggestion_id)
             if chosen is not None and chosen.outcome == "as_is" and chosen.source != "learned":
                 return  # the library or the policy already has it
-            facts = facts_from_case_db(session, slots, agent_name=self.agent_names.get(agent, agent))
+            name = self.agent_names.fresh_in(session, agent).name_of(agent)
+            facts = facts_from_case_db(session, slots, agent_name=name)
             learned_replies.remember(session, text, answered, facts, slots.get("issue_type"), agent)
 
         try:

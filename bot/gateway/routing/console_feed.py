@@ -5,6 +5,7 @@ A part of ``Router`` (bot/gateway/routing/__init__.py), which holds the state th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
@@ -30,14 +31,14 @@ class ConsoleFeed:
         try:
             message, _ = await self.db.run(transcript.add_message, conversation_id, sender, text, buttons=buttons,
                                            agent=agent)
-            view = transcript.message_dict(message, self.agent_names)
+            view = transcript.message_dict(message, await self.agent_names.fresh(agent))
         except SQLAlchemyError as error:
             # The customer reads it now all the same; it is stored once the database is back.
             logger.error("could not store a %s message of %s yet: %r", sender, conversation_id, error)
             self._outbox.append((conversation_id, sender, text, buttons, agent))
             self._schedule_recovery()
             view = {"id": None, "client_id": None, "sender": sender, "text": text, "buttons": buttons or [],
-                    "agent_name": self.agent_names.get(agent, agent) if agent else None,
+                    "agent_name": self.agent_names.name_of(agent),
                     "created_at": transcript.iso(datetime.utcnow()), "frustration": None, "issue_type": None}
         await self.hub.to_widgets(conversation_id, {"type": "message", "message": customer_view(view)})
         await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id, "message": view},
@@ -59,8 +60,9 @@ class ConsoleFeed:
             return []
         conversation = await self.db.run(transcript.get_conversation, conversation_id)
         holder = conversation.assigned_agent if conversation is not None else None
-        result = await asyncio.to_thread(render_suggestions, prediction, domain, self.db.url, 3,
-                                         self.agent_names.get(holder, holder) if holder else None)
+        holder_name = (await self.agent_names.fresh(holder)).name_of(holder)
+        result = await asyncio.get_running_loop().run_in_executor(
+            self.suggestion_pool, functools.partial(render_suggestions, prediction, domain, self.db.url, 3, holder_name))
         try:
             await self.db.run(assist_telemetry.record_shown, conversation_id, result)
         except SQLAlchemyError as error:  # the agent still gets the suggestions; only the telemetry is missed
@@ -110,8 +112,9 @@ class ConsoleFeed:
         conversation = transcript.get_conversation(session, conversation_id)
         if conversation is None:
             return None
-        views = [transcript.message_dict(m, self.agent_names)
-                 for m in transcript.messages(session, conversation_id, self.history_messages)]
+        found = transcript.messages(session, conversation_id, self.history_messages)
+        names = self.agent_names.fresh_in(session, *{m.agent for m in found if m.agent})
+        views = [transcript.message_dict(m, names) for m in found]
         summary = transcript.summarize(session, conversation)
         state = {"summary": summary, "frustration_trend": frustration_trend(views),
                  "playbook": playbook_view(summary["playbook_steps"])}
@@ -129,6 +132,20 @@ class ConsoleFeed:
         return detail
 
     async def publish_queue(self) -> None:
+        """Every online agent's queue, after a change; returns once a publish that began after the call has
+        ended. Changes arriving while one runs share the next round: a console needs the latest queue, not
+        each step (under 1,000 customers a queue per handoff per agent kept the database busy)."""
+        self._queue_wanted += 1
+        if self._queue_task is None or self._queue_task.done():
+            self._queue_task = asyncio.ensure_future(self._publish_queue_rounds())
+        await asyncio.shield(self._queue_task)
+
+    async def _publish_queue_rounds(self) -> None:
+        while self._queue_wanted:
+            self._queue_wanted = 0
+            await self._publish_queue_once()
+
+    async def _publish_queue_once(self) -> None:
         for agent in self.hub.online_agents():
             try:
                 queue = await self.db.run(transcript.queue, agent, self.live_minutes)

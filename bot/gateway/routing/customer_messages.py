@@ -45,7 +45,7 @@ class CustomerMessages:
                 if self._outbox:
                     await self._flush_outbox()  # what the customer was told during the outage comes first
                 message, created = await asyncio.wait_for(
-                    self.db.run(transcript.add_message, conversation_id, "customer", text, client_id=client_id,
+                    self.db.run_first(transcript.add_message, conversation_id, "customer", text, client_id=client_id,
                                 payload=payload),
                     self.faults.store_timeout_seconds)
             except (SQLAlchemyError, asyncio.TimeoutError) as error:
@@ -62,7 +62,8 @@ class CustomerMessages:
                 if created:
                     await self.hub.to_consoles({"type": "message", "conversation_id": conversation_id,
                                                 "message": view}, conversation_id=conversation_id)
-                self._spawn(self._process(conversation_id, message.id, text, payload, after_outage))
+                self._spawn(self._process(conversation_id, message.id, text, payload, after_outage,
+                                          resent=not created))
             return view
         finally:
             self._accepting[conversation_id] -= 1
@@ -152,11 +153,14 @@ class CustomerMessages:
             self._recovery = None
 
     async def _process(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
-                       after_outage: bool = False) -> None:
+                       after_outage: bool = False, resent: bool = False) -> None:
         async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             try:
                 conversation = await self.db.run(transcript.get_conversation, conversation_id)
                 if conversation is None:
+                    return
+                if resent and await self._handled_elsewhere(conversation_id, message_id, text, payload,
+                                                            conversation.status):
                     return
                 if conversation.status == "bot" and after_outage:
                     # The customer was told their message could not be sent: a person looks at it now.
@@ -175,6 +179,24 @@ class CustomerMessages:
                     conversation_id, "case_db_unavailable" if isinstance(error, SQLAlchemyError) else "gateway_error")
             finally:
                 self._inflight.discard(message_id)
+
+    async def _handled_elsewhere(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
+                                 status: str) -> bool:
+        """A resent message (the widget reconnected, maybe to another gateway) that was already handled, or
+        that Rasa already has because the gateway handling it stopped before noting it: never twice to Rasa."""
+        def delivered(session: Any) -> bool:
+            message = session.get(transcript.ChatMessage, message_id)
+            return bool(message is not None and message.delivered_to_bot)
+
+        if await self.db.run(delivered):
+            return True
+        if status != "bot":
+            return False
+        try:
+            return await self._catch_up(conversation_id, message_id, text, payload,
+                                        await self.rasa.tracker(conversation_id, events=True))
+        except RasaUnavailable:
+            return False  # sent to the bot now, which says so if Rasa is still away
 
     async def _ask_bot(self, conversation_id: str, text: str, metadata: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], bool]:
         """Rasa's replies, and whether it was too slow (then the customer was already told a person takes over).

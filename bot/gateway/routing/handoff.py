@@ -65,7 +65,7 @@ class Handoffs:
 
     async def _status_changed(self, conversation_id: str, status: str, agent: Optional[str] = None) -> None:
         """The widget's header follows the conversation: the bot, waiting for a person, or the agent's name."""
-        name = self.agent_names.get(agent, agent) if agent else None
+        name = (await self.agent_names.fresh(agent)).name_of(agent)
         await self.hub.to_widgets(conversation_id, {"type": "status", "status": status,
                                                     "agent": {"name": name} if name else None})
 
@@ -101,7 +101,7 @@ class Handoffs:
         await self.publish_queue()
 
     async def _agent_joined(self, conversation_id: str, agent: str, returning: bool) -> None:
-        name = self.agent_names.get(agent, agent)
+        name = (await self.agent_names.fresh(agent)).name_of(agent)
         text = (f"{name}, who helped you before, has joined the conversation." if returning
                 else f"{name} from our team has joined the conversation.")
         await self._post(conversation_id, "system", text)
@@ -122,7 +122,7 @@ class Handoffs:
             self.hub.assignments.pop(conversation_id, None)
             await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": False},
                                                     {"event": "slot", "name": "angry_streak", "value": 0.0}])
-            name = self.agent_names.get(agent, agent)
+            name = (await self.agent_names.fresh(agent)).name_of(agent)
             await self._post(conversation_id, "system", f"{name} has left the conversation; the assistant is back.")
             await self.hub.to_widgets(conversation_id, {"type": "agent_left", "name": name})
             await self._status_changed(conversation_id, "bot")
@@ -180,7 +180,6 @@ class Handoffs:
             moved = await self.db.run(move)
             await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": True}])
             if target is not None:
-                self.agent_names[target] = moved["to_name"]
                 self.hub.assignments[conversation_id] = target
                 await self._agent_joined(conversation_id, target, returning=False)
                 await self.hub.to_consoles({"type": "assigned", "conversation_id": conversation_id, "by": by},
