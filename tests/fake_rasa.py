@@ -46,6 +46,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
 
     async def webhook(request: web.Request) -> web.Response:
         body = await request.json()
+        await asyncio.sleep(app["slow"].get(body["message"], 0.0))  # a slow turn, before Rasa has stored it
         t = tracker(body["sender"])
         t["latest_message"] = parse(body["message"])
         t["events"].append({"event": "user", "text": body["message"], "parse_data": t["latest_message"]})
@@ -86,6 +87,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         return web.json_response({"error": "no model in this fake"}, status=503)
 
     app["seen"] = seen  # every text parsed, in order: how many times Rasa processed a message
+    app["slow"] = {}  # text -> seconds the webhook takes for it
     app.router.add_post("/webhooks/rest/webhook", webhook)
     app.router.add_get("/conversations/{cid}/tracker", get_tracker)
     app.router.add_post("/conversations/{cid}/messages", add_message)

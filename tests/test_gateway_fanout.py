@@ -223,6 +223,35 @@ async def test_a_message_resent_to_the_other_gateway_reaches_the_bot_once(db_url
         await rasa.close()
 
 
+async def test_a_restarted_gateway_leaves_a_message_another_gateway_is_handling(db_url, tmp_path, redis_prefix):
+    """Gateway A restarts (it resumes the customer messages not yet handled) while gateway B is in the middle
+    of a slow bot turn for one of them: A waits for the conversation's lock, finds the message handled,
+    and does not run it through the bot a second time."""
+    from bot.gateway.app import ROUTER
+
+    rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path)
+    http = aiohttp.ClientSession()
+    widget = Widget(_base(gateway_b), http)
+    text = "the charger I got is broken"
+    rasa.app["slow"][text] = 2.0
+    try:
+        await widget.connect(token=sign_customer_token("cust-1002", TOKEN_SECRET))
+        await widget.send(text)
+        acked = await widget.until(lambda e: e.get("type") == "ack")
+        await asyncio.sleep(0.5)  # B holds the conversation's lock, Rasa has not stored the turn yet
+        assert await gateway_a.app[ROUTER].resume_undelivered() == 1  # what A's start-up does
+        await widget.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", 30)
+        await _eventually(lambda: _delivered(db_url, acked["id"]))
+        await gateway_a.app[ROUTER].drain()
+        assert rasa.app["seen"].count(text) == 1, rasa.app["seen"]
+    finally:
+        await widget.close()
+        await http.close()
+        await gateway_a.close()
+        await gateway_b.close()
+        await rasa.close()
+
+
 def _delivered(db_url: str, message_id: int) -> bool:
     from bot.gateway.transcript import ChatMessage
 

@@ -231,10 +231,31 @@ def summary(args: argparse.Namespace, rows: List[Dict[str, Any]], stats: Dict[st
                  f"{report.tracker_missing} / {report.tracker_duplicated}")
         for kind, examples in report.examples.items():
             print(f"      e.g. {kind}: {'; '.join(examples[:3])}")
+    windows = bot_turns_over_time(rows)
+    result["bot_turns_by_window"] = windows
+    if windows:
+        print("  bot turns by when the message was sent (the kills show here):")
+        for window in windows:
+            print(f"    {window['from_s']:>4.0f}-{window['to_s']:<4.0f}s  n={window['n']:<5} p50 {fmt(window['p50_ms'])} "
+                  f" p95 {fmt(window['p95_ms'])}")
     for event in events:
         print("  " + event)
     print("=" * 78, flush=True)
     return result
+
+
+def bot_turns_over_time(rows: List[Dict[str, Any]], width: float = 30.0) -> List[Dict[str, Any]]:
+    """Bot-turn latency per ``width`` seconds of the load, by when the customer sent the message."""
+    sent = {r["client_id"]: r["t"] for r in rows if r.get("kind") == "sent" and "t" in r}
+    if not sent:
+        return []
+    start = min(sent.values())
+    windows: Dict[int, List[float]] = {}
+    for r in rows:
+        if r.get("kind") == "turn" and r.get("by") == "bot" and r.get("client_id") in sent:
+            windows.setdefault(int((sent[r["client_id"]] - start) // width), []).append(r["ms"])
+    return [{"from_s": k * width, "to_s": (k + 1) * width, "n": len(v), "p50_ms": percentile(v, 50),
+             "p95_ms": percentile(v, 95)} for k, v in sorted(windows.items())]
 
 
 def main() -> int:

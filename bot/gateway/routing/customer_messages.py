@@ -101,7 +101,8 @@ class CustomerMessages:
             if handled:
                 continue
             self._inflight.add(message_id)
-            self._spawn(self._process(conversation_id, message_id, text, payload))
+            # Checked again under the conversation's lock: another gateway may be handling it right now.
+            self._spawn(self._process(conversation_id, message_id, text, payload, resent=True))
         self._waiting_for_rasa = waiting
         if waiting:
             self._schedule_recovery()
@@ -182,8 +183,9 @@ class CustomerMessages:
 
     async def _handled_elsewhere(self, conversation_id: str, message_id: int, text: str, payload: Optional[str],
                                  status: str) -> bool:
-        """A resent message (the widget reconnected, maybe to another gateway) that was already handled, or
-        that Rasa already has because the gateway handling it stopped before noting it: never twice to Rasa."""
+        """A resent or resumed message (the widget reconnected, maybe to another gateway; a gateway restarted)
+        that was already handled, by another gateway while this one waited for the lock, or that Rasa already
+        has because the gateway handling it stopped before noting it: never twice to Rasa."""
         def delivered(session: Any) -> bool:
             message = session.get(transcript.ChatMessage, message_id)
             return bool(message is not None and message.delivered_to_bot)
