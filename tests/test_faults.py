@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -30,6 +28,7 @@ from bot.gateway.identity import sign_customer_token
 from bot.settings import PROJECT_ROOT
 from tests.conftest import POSTGRES_URL, _reset
 from tests.rest_client import get
+from tests.tcp_proxy import TcpProxy
 
 TOKEN_SECRET = "fault-suite-customer-secret-long-enough-for-hs256"
 PASSWORD = "fault suite agent password"
@@ -38,71 +37,7 @@ ROWS: List[Dict[str, Any]] = []  # the summary table
 
 
 # -- a TCP proxy in front of PostgreSQL: cut() makes the database unreachable for everyone using it ---------
-class DatabaseProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.loop = asyncio.new_event_loop()
-        self.server: Optional[asyncio.AbstractServer] = None
-        self.writers: set = set()
-        self.port = _free_port()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.restore()
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.writers.update({writer, up_writer})
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        self.writers.difference_update({writer, up_writer})
-
-    def restore(self) -> None:
-        async def start() -> None:
-            self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port, reuse_address=True)
-        self._call(start())
-
-    def cut(self) -> None:
-        """No new connections (refused) and every open one dropped, as when the database server dies."""
-        async def stop() -> None:
-            self.server.close()
-            await self.server.wait_closed()
-            for writer in list(self.writers):
-                writer.transport.abort()
-            self.writers.clear()
-        self._call(stop())
-
-    def close(self) -> None:
-        self.cut()
-
-        async def finish() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._call(finish())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+DatabaseProxy = TcpProxy
 
 
 # -- the running product --------------------------------------------------------------------------------------

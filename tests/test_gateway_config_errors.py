@@ -103,3 +103,16 @@ def test_good_values_are_still_accepted(monkeypatch: pytest.MonkeyPatch) -> None
     assert config.rasa_down_seconds == 2.5
     monkeypatch.setenv("MEND_RASA_DOWN_SECONDS", "-1")  # never passed over, as before
     assert load_config(customer_token_secret="x" * 40, session_secret="y" * 40, rasa_token="t").rasa_down_seconds == 0
+
+
+def test_a_redis_prefix_that_would_share_rasas_lock_keys_is_refused(monkeypatch) -> None:
+    """With MEND_REDIS_PREFIX=mendrasa the gateways' conversation locks would be Rasa's lock keys, and
+    Rasa would refuse every message (as it did when both used "mend")."""
+    from bot.gateway.config import ConfigError
+    from bot.gateway.fanout import FanoutSettings
+
+    monkeypatch.setenv("MEND_REDIS_PREFIX", "mendrasa")
+    with pytest.raises(ConfigError, match="MEND_REDIS_PREFIX 'mendrasa'"):
+        FanoutSettings.from_env()
+    monkeypatch.setenv("MEND_REDIS_PREFIX", "shop2")
+    assert FanoutSettings.from_env().prefix == "shop2"

@@ -10,6 +10,7 @@ Ports: MEND_TEST_PORT_BASE+100.. (Rasa), +110.. (actions), +120.. (gateways), +1
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -20,13 +21,15 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from bot.scaled import (ScaledError, ScaledLayout, ScaledSettings, check_postgres, check_rabbitmq, check_redis,
                         endpoints_yaml, ensure_postgres_database, prepare_tracker_store, secret_env)
 from bot.settings import PROJECT_ROOT
+from tests.tcp_proxy import TcpProxy
 
 BASE = int(os.environ.get("MEND_TEST_PORT_BASE", "5305"))
 RUN_ID = uuid.uuid4().hex[:8]
@@ -304,6 +307,18 @@ def _broker_log(log_dir: Path) -> str:
     return "\n".join(lines[-20:])
 
 
+def _host_port(url: str, default_port: int) -> Tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def _via(url: str, port: int) -> str:
+    """The same URL, through 127.0.0.1:<port>."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=(credentials + "@" if credentials else "") + f"127.0.0.1:{port}"))
+
+
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledLayout]:
     """The scaled layout, started once for the module: 2 action servers, 2 Rasa servers with the trained
@@ -318,7 +333,12 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledLayout]:
     if not MODEL.exists():
         pytest.fail("no trained model at models/mend.tar.gz: run `make setup` (or python -m bot train)")
     directory = tmp_path_factory.mktemp("scaled")
-    settings = _settings()
+    direct = _settings()
+    # Redis and RabbitMQ through TCP proxies a test cuts and restores (they die and come back mid-run).
+    proxies = {name: TcpProxy(*_host_port(url, port)) for name, url, port in
+               (("redis", direct.redis_url, 6379), ("rabbitmq", direct.amqp_url, 5672))}
+    settings = dataclasses.replace(direct, redis_url=_via(direct.redis_url, proxies["redis"].port),
+                                   amqp_url=_via(direct.amqp_url, proxies["rabbitmq"].port))
     for url in (settings.database_url, settings.tracker_database_url):
         ensure_postgres_database(url)
     prepare_tracker_store(settings.tracker_database_url)
@@ -338,11 +358,14 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaledLayout]:
                                       "MEND_CUSTOMER_TOKEN_SECRET": "scaled-customer-secret-0123456789-0123456789",
                                       "MEND_SESSION_SECRET": "scaled-session-secret-0123456789-0123456789"})
     running.check_ports()
+    running.proxies = proxies  # type: ignore[attr-defined]
     try:
         running.start(timeout=600)
         yield running
     finally:
         running.stop()
+        for proxy in proxies.values():
+            proxy.close()
         try:
             asyncio.run(_drop_queue())
         except Exception:
@@ -474,4 +497,53 @@ async def test_customer_on_gateway_1_and_agent_on_gateway_2_with_the_real_bot(la
     finally:
         await widget.close()
         await agent.close()
+        await http.close()
+
+
+@needs_engines
+async def test_redis_or_rabbitmq_dying_mid_run_loses_no_customer_message(layout: ScaledLayout) -> None:
+    """RabbitMQ dies: Rasa cannot publish its events, yet the customer is answered as usual. Redis dies:
+    Rasa cannot take its conversation lock, so the customer is told a person will reply and the
+    conversation waits for one. Either way the message is stored once and nothing is lost."""
+    import aiohttp
+
+    from bot.casedb.engine import session_scope
+    from bot.casedb.models import ChatMessage
+    from bot.gateway.client import Widget
+
+    proxies = layout.proxies  # type: ignore[attr-defined]
+    http = aiohttp.ClientSession()
+    widget = Widget(layout.gateway_urls[0], http)
+    texts = ["my parcel never arrived and nobody tells me anything", "it is order A1001"]
+
+    async def answer_to(text: str) -> Dict[str, Any]:
+        await widget.send(text)
+        ack = await widget.until(lambda e: e.get("type") == "ack" and e.get("id"), 60)
+        return await widget.until(lambda e: e.get("type") == "message" and e["message"]["id"] > ack["id"]
+                                  and e["message"]["sender"] in ("bot", "system"), TURN_SECONDS)
+
+    try:
+        await widget.connect()
+        proxies["rabbitmq"].cut()
+        try:
+            answered = await answer_to(texts[0])
+        finally:
+            proxies["rabbitmq"].restore()
+        assert answered["message"]["sender"] == "bot" and answered["message"]["text"].strip()
+
+        proxies["redis"].cut()
+        try:
+            answered = await answer_to(texts[1])
+        finally:
+            proxies["redis"].restore()
+        assert answered["message"]["sender"] == "system" and "person" in answered["message"]["text"].lower(), answered
+        await widget.settle(1.0)
+        assert any(e.get("type") == "status" and e.get("status") == "waiting" for e in widget.received)
+
+        with session_scope(layout.settings.database_url) as session:
+            stored = [m.text for m in session.query(ChatMessage).filter(
+                ChatMessage.conversation_id == widget.conversation_id, ChatMessage.sender == "customer")]
+        assert sorted(stored) == sorted(texts)  # each once: nothing lost, nothing doubled
+    finally:
+        await widget.close()
         await http.close()

@@ -62,6 +62,14 @@ class FanoutSettings:
     stale_seconds: float = 10.0  # a live push older than this is dropped rather than shown late
     connect_timeout: float = 2.0
 
+    def __post_init__(self) -> None:
+        from bot.gateway.config import ConfigError
+        from bot.scaled import LOCK_KEY_PREFIX
+
+        if self.prefix == LOCK_KEY_PREFIX:  # the gateways' conversation locks would sit on Rasa's lock keys
+            raise ConfigError(f"mend: MEND_REDIS_PREFIX {self.prefix!r} is the prefix of Rasa's lock store keys "
+                              f"in the same Redis; choose another")
+
     @classmethod
     def from_env(cls) -> "FanoutSettings":
         return cls(prefix=(os.environ.get("MEND_REDIS_PREFIX") or "mend").strip() or "mend",
