@@ -129,10 +129,13 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     box.press("Enter")
     agent.locator('[data-testid="transcript"]').get_by_text(CUSTOMER_XSS).wait_for(timeout=30_000)
     agent.locator('[data-testid="suggestion-send"]:not([disabled])').first.wait_for(timeout=30_000)
-    suggestion = agent.locator('[data-testid="suggestion"]').first
-    suggested_text = suggestion.locator(".suggestion-text").inner_text()
-    assert suggestion.locator('[data-testid="suggestion-why"]').inner_text().startswith("Why: ")
-    suggestion.locator('[data-testid="suggestion-send"]').click()
+    # Read and click in one step in the page: the suggestions for the customer's newest message may replace
+    # the list at any moment (they did, between a read and a click), and the customer must get what was clicked.
+    suggested_text, why = agent.locator('[data-testid="suggestion"]').first.evaluate(
+        "el => { const text = el.querySelector('.suggestion-text').innerText;"
+        " const why = el.querySelector('[data-testid=\"suggestion-why\"]').innerText;"
+        " el.querySelector('[data-testid=\"suggestion-send\"]').click(); return [text, why]; }")
+    assert why.startswith("Why: ")
     _widget_messages(customer, "agent").first.wait_for(timeout=30_000)
     assert _widget_messages(customer, "agent").first.inner_text().strip().endswith(suggested_text.strip()[-40:])
 

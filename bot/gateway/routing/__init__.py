@@ -63,5 +63,6 @@ class Router(CustomerMessages, OutageRecovery, Handoffs, AgentReplies, ConsoleFe
         self._accepting: DefaultDict[str, int] = defaultdict(int)  # messages being stored, per conversation
         self._queue_task: Optional[asyncio.Task] = None  # the agents' queues being published (console_feed)
         self._queue_wanted = 0  # publishes asked for since the current round began
+        self._suggesting: Dict[str, int] = {}  # conversation -> newest suggestion computation (console_feed)
         self._waiting_for_rasa = 0  # stored messages the last catch-up could not bring to Rasa
 

@@ -98,7 +98,16 @@ class ConsoleFeed:
                                            conversation_id=conversation_id)
 
         async def suggested() -> None:
-            found = await self.suggestions_for(conversation_id)
+            # Two computations for one conversation may end out of order (a takeover's, then a new message's):
+            # only the newest is sent, or the list would go back to older suggestions under the agent's cursor.
+            generation = self._suggesting[conversation_id] = self._suggesting.get(conversation_id, 0) + 1
+            try:
+                found = await self.suggestions_for(conversation_id)
+                if self._suggesting.get(conversation_id) != generation:
+                    return
+            finally:
+                if self._suggesting.get(conversation_id) == generation:
+                    del self._suggesting[conversation_id]
             await self.hub.to_consoles({"type": "suggestions", "conversation_id": conversation_id,
                                         "suggestions": found}, conversation_id=conversation_id)
 
