@@ -292,8 +292,7 @@ class RecordingRepository:
         since = (now or datetime.utcnow()) - timedelta(days=window_days)
         customer_granted = (self.customer_compensation_total(session, case["customer_id"], since)
                             if case is not None else Decimal("0"))
-        left = max(Decimal("0"), min(per_case - case_granted, per_customer - customer_granted))
-        return repo.CompensationRoom(case_granted, customer_granted, left)
+        return repo.CompensationRoom.within(per_case, per_customer, case_granted, customer_granted)
 
     def record_compensation(self, session: Session, case_id: str, kind: str, amount: Decimal, currency: str,
                             reason: str, granted_by: str = "bot", settings: Optional[dict] = None,

@@ -359,6 +359,13 @@ class CompensationRoom:
     customer_granted: Decimal  # already granted to the customer within the window
     left: Decimal              # what may still be granted: the smaller of both limits' remainders
 
+    @classmethod
+    def within(cls, per_case: Decimal, per_customer: Decimal, case_granted: Decimal,
+               customer_granted: Decimal) -> "CompensationRoom":
+        """The room both limits leave (one formula for the real grant and for a preview)."""
+        left = max(Decimal("0"), min(per_case - case_granted, per_customer - customer_granted))
+        return cls(case_granted, customer_granted, left)
+
 
 def compensation_limits(settings: Optional[dict] = None) -> Tuple[Decimal, Decimal, int]:
     """(max per case, max per customer, window in days) from the settings, with safe defaults:
@@ -382,8 +389,7 @@ def compensation_room(session: Session, case_id: str, settings: Optional[dict] =
     case_granted = compensation_total(session, case_id)
     since = (now or datetime.utcnow()) - timedelta(days=window_days)
     customer_granted = customer_compensation_total(session, case.customer_id, since) if case else Decimal("0")
-    left = max(Decimal("0"), min(per_case - case_granted, per_customer - customer_granted))
-    return CompensationRoom(case_granted, customer_granted, left)
+    return CompensationRoom.within(per_case, per_customer, case_granted, customer_granted)
 
 
 @recordable

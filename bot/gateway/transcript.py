@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
@@ -142,11 +142,17 @@ def update(session: Session, conversation_id: str, **fields: Any) -> Optional[Ch
     return conversation
 
 
-def previous_agent(session: Session, customer_id: Optional[str], conversation_id: str) -> Optional[str]:
-    """The agent who last handled this customer (one point of contact), if any."""
+def active_staff(session: Session) -> Set[str]:
+    return {name for (name,) in session.query(Account.username).filter(Account.disabled.is_(False))}
+
+
+def previous_agent(session: Session, customer_id: Optional[str], conversation_id: str,
+                   staff: Optional[Set[str]] = None) -> Optional[str]:
+    """The agent who last handled this customer (one point of contact), if any. ``staff``: the active
+    accounts, when the caller asks for many conversations at once."""
     if not customer_id:
         return None
-    staff = {name for (name,) in session.query(Account.username).filter(Account.disabled.is_(False))}
+    staff = active_staff(session) if staff is None else staff
     earlier = (session.query(ChatConversation.last_agent)
                .filter(ChatConversation.customer_id == customer_id, ChatConversation.id != conversation_id,
                        ChatConversation.last_agent.isnot(None))
@@ -192,8 +198,9 @@ def summarize_many(session: Session, conversations: List[ChatConversation]) -> L
                      .join(newest, ChatMessage.id == newest.c.last_id))
     customers = {c.customer_id for c in conversations if c.customer_id}
     names = dict(session.query(Customer.id, Customer.name).filter(Customer.id.in_(customers))) if customers else {}
+    staff = active_staff(session) if any(c.status == "waiting" and c.customer_id for c in conversations) else set()
     return [summary(c, names.get(c.customer_id) if c.customer_id else None, last_text.get(c.id),
-                    previous_agent(session, c.customer_id, c.id) if c.status == "waiting" else None)
+                    previous_agent(session, c.customer_id, c.id, staff) if c.status == "waiting" else None)
             for c in conversations]
 
 
