@@ -88,13 +88,14 @@ class ScaledSettings:
         return cls(database_url=database, tracker_database_url=env.get("MEND_TRACKER_DATABASE_URL") or "",
                    redis_url=env.get("MEND_REDIS_URL") or DEFAULT_REDIS_URL,
                    amqp_url=env.get("MEND_AMQP_URL") or DEFAULT_AMQP_URL,
-                   events_queue=env.get("MEND_EVENTS_QUEUE") or EVENTS_QUEUE)
+                   events_queue=env.get("MEND_EVENTS_QUEUE") or EVENTS_QUEUE,
+                   events_exchange=env.get("MEND_EVENTS_EXCHANGE") or EVENTS_EXCHANGE)
 
     def env(self) -> Dict[str, str]:
         """What every process of the layout is started with."""
         return {"MEND_DATABASE_URL": self.database_url, "MEND_TRACKER_DATABASE_URL": self.tracker_database_url,
                 "MEND_REDIS_URL": self.redis_url, "MEND_AMQP_URL": self.amqp_url,
-                "MEND_EVENTS_QUEUE": self.events_queue}
+                "MEND_EVENTS_QUEUE": self.events_queue, "MEND_EVENTS_EXCHANGE": self.events_exchange}
 
 
 def tracker_url_for(database_url: str) -> str:

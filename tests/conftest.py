@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -13,6 +13,7 @@ from bot.casedb.engine import get_engine, session_scope
 from bot.casedb.migrate import upgrade
 from bot.casedb.models import Base
 from bot.casedb.seed import seed_demo
+from tests.redis_engine import prefix_of_this_test
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 POSTGRES_URL = os.environ.get("MEND_TEST_POSTGRES_URL")
@@ -79,3 +80,10 @@ def running(services: Any, case_db_url: str) -> Iterator[Any]:
         yield services
     finally:
         services.stop()
+
+
+@pytest.fixture
+async def redis_prefix(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """A Redis key prefix of this test alone (tests/redis_engine.py); skipped when Redis does not answer."""
+    async for prefix in prefix_of_this_test(monkeypatch):
+        yield prefix

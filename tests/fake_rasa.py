@@ -6,6 +6,7 @@ gateway's own paths are what is tested."""
 from __future__ import annotations
 
 import asyncio
+import time
 import threading
 from typing import Any, Dict, List, Optional
 
@@ -49,13 +50,14 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         await asyncio.sleep(app["slow"].get(body["message"], 0.0))  # a slow turn, before Rasa has stored it
         t = tracker(body["sender"])
         t["latest_message"] = parse(body["message"])
-        t["events"].append({"event": "user", "text": body["message"], "parse_data": t["latest_message"]})
+        t["events"].append({"event": "user", "text": body["message"], "parse_data": t["latest_message"],
+                            "timestamp": time.time()})
         answer = "I'm looking into it."
         if "person" in body["message"].lower():
             t["slots"].update(handed_off=True, handoff_reason="customer_request", case_id=case_id,
                               handoff_summary="Customer asked for a person about a late delivery.")
             answer = "I'll get a colleague for you."
-        t["events"].append({"event": "bot", "text": answer, "data": {}})  # the turn is in the tracker, as in Rasa
+        t["events"].append({"event": "bot", "text": answer, "data": {}, "timestamp": time.time()})  # as in Rasa
         return web.json_response([{"recipient_id": body["sender"], "text": answer}])
 
     async def get_tracker(request: web.Request) -> web.Response:
@@ -65,7 +67,8 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         body = await request.json()
         t = tracker(request.match_info["cid"])
         t["latest_message"] = parse(body["text"])
-        t["events"].append({"event": "user", "text": body["text"], "parse_data": t["latest_message"]})
+        t["events"].append({"event": "user", "text": body["text"], "parse_data": t["latest_message"],
+                            "timestamp": time.time()})
         # Mend's Rasa tracks a message it only logs (bot/dialogue/tracking_policy.py); here without
         # the case database.
         turn = turn_input(request.match_info["cid"], t["slots"], t["latest_message"], t["events"])

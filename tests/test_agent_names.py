@@ -22,14 +22,7 @@ from bot.gateway.agent_names import AgentNames
 from bot.gateway.app import HUB, ROUTER
 from bot.gateway.client import Staff, Widget
 from bot.gateway.identity import sign_customer_token
-from tests.test_gateway_fanout import (  # noqa: F401 - redis_prefix is a fixture used by name
-    PASSWORD,
-    TOKEN_SECRET,
-    _base,
-    _eventually,
-    _two_gateways,
-    redis_prefix,
-)
+from tests.test_gateway_fanout import PASSWORD, TOKEN_SECRET, _base, _eventually, _two_gateways
 
 
 def _rename(db_url: str, username: str, name: str) -> None:

@@ -120,6 +120,11 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     assert "CASE-501" in agent.locator('[data-testid="handoff-summary"]').inner_text()
     agent.locator('[data-testid="suggestion"]').first.wait_for(timeout=30_000)
     assert agent.locator('[data-testid="message"][data-sender="customer"] [data-testid="cue"]').count() > 0
+    # What the bot did, from Rasa's tracker: how it read the customer, and which policy chose each action.
+    readings = agent.locator('[data-testid="activity-item"][data-kind="reading"]')
+    readings.filter(has_text="frustration angry").first.wait_for(timeout=30_000)
+    assert "chosen by " in agent.locator('[data-testid="activity-item"][data-kind="action"]').first.inner_text()
+    readings_before = readings.count()
     agent.locator('[data-testid="take-over"]').click()
     customer.get_by_text("Bea", exact=False).first.wait_for(timeout=30_000)
     agent.screenshot(path=str(SHOTS / "02-agent-console-after-takeover.png"))
@@ -128,6 +133,12 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
     box.fill(CUSTOMER_XSS)
     box.press("Enter")
     agent.locator('[data-testid="transcript"]').get_by_text(CUSTOMER_XSS).wait_for(timeout=30_000)
+    # One process, no event broker: the list is read again when the conversation changes, so the new
+    # message's reading shows up (and the customer's text is in the transcript only, never in the list).
+    agent.wait_for_function("n => document.querySelectorAll('[data-testid=activity-item][data-kind=reading]')"
+                            ".length > n", arg=readings_before, timeout=30_000)
+    assert "<img" not in agent.locator('[data-testid="activity"]').inner_text()
+    agent.locator('[data-testid="activity"]').screenshot(path=str(SHOTS / "08-agent-what-the-bot-did.png"))
     agent.locator('[data-testid="suggestion-send"]:not([disabled])').first.wait_for(timeout=30_000)
     # Read and click in one step in the page: the suggestions for the customer's newest message may replace
     # the list at any moment (they did, between a read and a click), and the customer must get what was clicked.
@@ -136,8 +147,10 @@ def test_customer_and_agent_story_in_a_real_browser(site, browser):
         " const why = el.querySelector('[data-testid=\"suggestion-why\"]').innerText;"
         " el.querySelector('[data-testid=\"suggestion-send\"]').click(); return [text, why]; }")
     assert why.startswith("Why: ")
-    _widget_messages(customer, "agent").first.wait_for(timeout=30_000)
-    assert _widget_messages(customer, "agent").first.inner_text().strip().endswith(suggested_text.strip()[-40:])
+    # What was clicked reaches the customer (a custom action's suggestion runs the action: its reply may come as
+    # several messages, the last ending as the suggestion does).
+    _widget_messages(customer, "agent").filter(has_text=" ".join(suggested_text.split())[-40:]).first.wait_for(
+        timeout=30_000)
 
     composer = agent.locator('[data-testid="composer-input"]')
     composer.fill(AGENT_XSS)

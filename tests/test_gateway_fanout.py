@@ -9,12 +9,11 @@ Rasa is tests/fake_rasa.py (no trained model needed): the gateways' paths are wh
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
-import secrets
-from typing import Any, AsyncIterator, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.casedb.engine import session_scope
@@ -26,46 +25,13 @@ from bot.gateway.fanout import FanoutSettings, RedisFanout, RedisRateLimiter, co
 from bot.gateway.hub import Hub
 from bot.gateway.identity import sign_customer_token
 from tests.fake_rasa import fake_rasa_app
+from tests.redis_engine import REDIS_URL
 
-REDIS_URL = os.environ.get("MEND_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TOKEN_SECRET = "fanout-customer-secret-long-enough-1234567"
 SESSION_SECRET = "fanout-session-secret-long-enough-123456789"
 PASSWORD = "fan out password"
 # Nothing listens here (this suite's own port range): "Redis is down".
 DEAD_REDIS = f"redis://127.0.0.1:{int(os.environ.get('MEND_TEST_PORT_BASE', '6600')) + 199}/0"
-
-
-async def _redis_answers() -> str:
-    import redis.asyncio as aioredis
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await asyncio.wait_for(client.ping(), 2)
-        return ""
-    except Exception as error:  # noqa: BLE001 - any failure means "not here"
-        return f"{type(error).__name__}: {error}"
-    finally:
-        await client.close(close_connection_pool=True)
-
-
-@pytest.fixture
-async def redis_prefix(monkeypatch) -> AsyncIterator[str]:
-    """A key prefix (and channel) of this test alone; its keys are deleted afterwards."""
-    problem = await _redis_answers()
-    if problem:
-        pytest.skip(f"Redis at {REDIS_URL} does not answer ({problem}): the multi-gateway tests need a real "
-                    f"Redis (set MEND_TEST_REDIS_URL; .ci/run provides one)")
-    prefix = f"mendtest-{secrets.token_hex(6)}"
-    monkeypatch.setenv("MEND_REDIS_PREFIX", prefix)
-    monkeypatch.setenv("MEND_REDIS_PRESENCE_TTL", "6")
-    yield prefix
-    import redis.asyncio as aioredis
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.close(close_connection_pool=True)
 
 
 async def _two_gateways(db_url: str, tmp_path: Any, **overrides: Any) -> Tuple[TestServer, TestServer, TestServer]:
@@ -88,9 +54,15 @@ def _base(server: TestServer) -> str:
 
 
 async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    """Until ``check()`` (a value, or an awaitable of one) is true."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not check():
+
+    async def holds() -> bool:
+        result = check()
+        return bool(await result if inspect.isawaitable(result) else result)
+
+    while not await holds():
         assert loop.time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
 
@@ -139,11 +111,10 @@ async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_
         await agent.until(lambda e: e.get("type") == "queue" and any(
             s["conversation_id"] == conversation_id for s in e["queue"]["waiting"]), 30)
 
-        # Bo takes over on B: the customer on A hears it; A's mirror knows who holds the conversation.
+        # Bo takes over on B: the customer on A hears it.
         assert (await agent.post(f"/api/conversations/{conversation_id}/take"))[0] == 200
         joined = await widget.until(lambda e: e.get("type") == "status" and e.get("status") == "agent", 30)
         assert joined["agent"]["name"] == "Bo"
-        await _eventually(lambda: gateway_a.app[HUB].assignments.get(conversation_id) == "bo")
 
         # Bo replies on B; the customer on A receives the reply.
         status, sent = await agent.post(f"/api/conversations/{conversation_id}/send",
@@ -154,9 +125,10 @@ async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_
         assert reply["message"]["text"] == "Hi, I'm Bo. Let me check your parcel." and reply["message"]["sender"] == "agent"
 
         # Bo now follows another conversation: the customer's next message still reaches him on B,
-        # because he holds it (the assignment, not the watch).
+        # because he holds it (the assignment, not the watch), and A still thinks it followed.
         await agent.watch("some-other-conversation")
         await _eventually(lambda: not gateway_a.app[HUB].fanout.remote_watching & {conversation_id})
+        assert await gateway_a.app[HUB].watched(conversation_id)
         await widget.send("thanks, it was order 1001")
         last = await widget.until(lambda e: e.get("type") == "ack" and e["id"] != first["id"])
         await agent.until(lambda e: e.get("type") == "message" and e["message"]["id"] == last["id"], 30)
@@ -175,6 +147,67 @@ async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_
     finally:
         await widget.close()
         await agent.close()
+        await http.close()
+        await gateway_a.close()
+        await gateway_b.close()
+        await rasa.close()
+
+
+def _hold(db_url: str, conversation_id: str, agent: str) -> None:
+    """Who holds the conversation, changed in the database alone: no gateway is told."""
+    from bot.gateway import transcript
+
+    with session_scope(db_url) as session:
+        transcript.update(session, conversation_id, status="agent", assigned_agent=agent, last_agent=agent)
+
+
+async def test_the_holder_recorded_in_the_database_gets_the_conversation_on_any_gateway(db_url, tmp_path,
+                                                                                       redis_prefix):
+    """No gateway keeps who holds a conversation: the database says it. Cy (console on B, not watching)
+    is made the holder in the database only, and the customer's next message, sent through A, reaches
+    her on B, once unrated and once rated. Cy passes the conversation to Di (console on A); from then
+    on the customer's messages reach Di, and Cy's console no longer gets the conversation."""
+    with session_scope(db_url) as session:
+        create_account(session, "cy", PASSWORD, "agent", "Cy")
+        create_account(session, "di", PASSWORD, "agent", "Di")
+    rasa, gateway_a, gateway_b = await _two_gateways(db_url, tmp_path)
+    http = aiohttp.ClientSession()
+    cy, di = Staff(_base(gateway_b)), Staff(_base(gateway_a))
+    widget = Widget(_base(gateway_a), http)
+    try:
+        for agent, username in ((cy, "cy"), (di, "di")):
+            assert await agent.login(username, PASSWORD) == 302
+            await agent.open_console()  # following no conversation: only holding one brings its messages
+        await _eventually(lambda: {"cy", "di"} <= gateway_a.app[HUB].online_agents())
+        await widget.connect(token=sign_customer_token("cust-1001", TOKEN_SECRET))
+        conversation_id = widget.conversation_id
+        await widget.send("hello, my parcel is late")
+        await widget.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", 30)
+
+        _hold(db_url, conversation_id, "cy")
+        sent = await widget.send("is anyone there?")
+        first = await widget.until(lambda e: e.get("type") == "ack" and e["client_id"] == sent)
+        await cy.until(lambda e: e.get("type") == "message" and e["message"]["id"] == first["id"]
+                       and e["message"]["frustration"] is not None, 30)
+        assert await gateway_a.app[HUB].watched(conversation_id)  # suggestions are computed for her
+
+        status, moved = await cy.post(f"/api/conversations/{conversation_id}/reassign", {"to": "di"})
+        assert status == 200, moved
+        await di.until(lambda e: e.get("type") == "assigned" and e.get("conversation_id") == conversation_id, 30)
+        sent = await widget.send("hello again, anyone?")
+        second = await widget.until(lambda e: e.get("type") == "ack" and e["client_id"] == sent)
+        await di.until(lambda e: e.get("type") == "message" and e["message"]["id"] == second["id"]
+                       and e["message"]["frustration"] is not None, 30)
+
+        await asyncio.gather(_drain_console(cy, 1.0), _drain_console(di, 1.0))
+        assert [m["message"]["frustration"] is None for m in _messages(cy.events, first["id"])] == [True, False]
+        assert [m["message"]["frustration"] is None for m in _messages(di.events, second["id"])] == [True, False]
+        assert not _messages(di.events, first["id"])  # Di did not hold it then
+        assert not _messages(cy.events, second["id"])  # ... and Cy no longer does
+    finally:
+        await widget.close()
+        await cy.close()
+        await di.close()
         await http.close()
         await gateway_a.close()
         await gateway_b.close()
@@ -317,10 +350,6 @@ async def test_the_conversation_lock_holds_across_gateways(redis_prefix):
         await hub_b.fanout.redis.close(close_connection_pool=True)
 
 
-async def _nothing() -> None:
-    return None
-
-
 class FakeSocket:
     closed = False
 
@@ -340,7 +369,7 @@ async def test_with_redis_down_a_gateway_still_serves_its_own_sockets(caplog):
     hub.add_widget("conv-9", socket)  # type: ignore[arg-type]
     try:
         with caplog.at_level("ERROR", logger="bot.gateway.fanout"):
-            await hub.fanout.start(hub._deliver, hub._presence_state, _nothing, wait=0.5)
+            await hub.fanout.start(hub._deliver, hub._presence_state, wait=0.5)
         assert any("does not answer" in r.getMessage() for r in caplog.records)
         await hub.to_widgets("conv-9", {"type": "message", "message": {"id": 1, "text": "still here"}})
         await _eventually(lambda: len(socket.sent) == 1, timeout=5)
@@ -375,7 +404,7 @@ async def test_a_gateway_stops_even_when_redis_answers_a_publish_as_it_stops(red
         return None
 
     try:
-        await fanout.start(deliver, dict, _nothing, wait=5.0)
+        await fanout.start(deliver, dict, wait=5.0)
         assert fanout.subscribed
         fanout.redis.publish = publish  # type: ignore[assignment]
         fanout.publish({"kind": "all"}, {"type": "queue"})

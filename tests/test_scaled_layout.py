@@ -178,7 +178,8 @@ async def _drop_queue() -> None:
     connection = await aio_pika.connect(_settings().amqp_url, timeout=5)
     async with connection:
         channel = await connection.channel()
-        await channel.queue_delete(TEST_QUEUE)
+        for queue in (TEST_QUEUE, CHECK_QUEUE):
+            await channel.queue_delete(queue)
         await channel.exchange_delete(TEST_EXCHANGE)
 
 
@@ -271,9 +272,25 @@ def _get(url: str) -> object:
         return json.loads(response.read())
 
 
+CHECK_QUEUE = f"{TEST_QUEUE}_check"
+
+
+async def _bind_check_queue(settings: ScaledSettings) -> None:
+    """A queue of the test's own on Rasa's exchange: it gets a copy of every event (the gateways consume
+    the layout's queue for the consoles' activity lists)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(settings.amqp_url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(settings.events_exchange, type=aio_pika.ExchangeType.FANOUT)
+        queue = await channel.declare_queue(CHECK_QUEUE, durable=True)
+        await queue.bind(exchange, "")
+
+
 async def _events_in_queue(settings: ScaledSettings, expected: Dict[str, int], quiet_seconds: float = 3.0,
                            limit_seconds: float = 90.0) -> List[Dict]:
-    """Every event in the test queue for these senders (consumed): until each sender has its expected
+    """Every event in the check queue for these senders (consumed): until each sender has its expected
     number (a broker reconnecting publishes late) and then no more arrive for a while (duplicates)."""
     senders = set(expected)
     import aio_pika
@@ -282,7 +299,7 @@ async def _events_in_queue(settings: ScaledSettings, expected: Dict[str, int], q
     connection = await aio_pika.connect(settings.amqp_url, timeout=5)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.get_queue(settings.events_queue, ensure=True)
+        queue = await channel.get_queue(CHECK_QUEUE, ensure=True)
         deadline, last = time.monotonic() + limit_seconds, time.monotonic()
         def complete() -> bool:
             counts = Counter(e["sender_id"] for e in found)
@@ -298,6 +315,7 @@ async def _events_in_queue(settings: ScaledSettings, expected: Dict[str, int], q
             if event.get("sender_id") in senders:
                 found.append(event)
             await message.ack()
+        await channel.queue_delete(CHECK_QUEUE)
     return found
 
 
@@ -377,6 +395,7 @@ def test_two_replicas_share_conversations_and_publish_each_event_once(layout: Sc
     settings = layout.settings
     token = layout.services[0].rasa_token
     senders = [f"scaled-{RUN_ID}-{i}" for i in range(2)]
+    asyncio.run(_bind_check_queue(settings))
     for sender, rasa in zip(senders, layout.rasa_urls):  # one message through each Rasa server
         replies = _post(f"{rasa}/webhooks/rest/webhook?token={token}",
                         {"sender": sender, "message": "hello", "metadata": {"customer_id": "cust-1001"}})
@@ -476,6 +495,20 @@ async def test_customer_on_gateway_1_and_agent_on_gateway_2_with_the_real_bot(la
         assert any((s.get("text") or "").strip() for s in suggested["suggestions"]), suggested
         # The bot answered the customer on gateway 1 meanwhile.
         await widget.until(lambda e: e.get("type") == "message" and e["message"]["sender"] == "bot", TURN_SECONDS)
+        # What the bot did, live from Rasa's events in RabbitMQ (whichever gateway consumed them): how the
+        # message was read, and the actions the policies chose.
+        def lines() -> List[Dict[str, Any]]:
+            return [i for e in agent.events if this("activity")(e) for i in e["items"]]
+
+        for what, wanted in (("how the message was read", lambda i: i["kind"] == "reading"
+                              and "frustration angry" in i["text"]),
+                             ("an action and the policy that chose it", lambda i: i["kind"] == "action" and i["why"])):
+            if not any(wanted(i) for i in lines()):
+                await _console_until(agent, f"the bot's activity from the event broker: {what}",
+                                     lambda e, wanted=wanted: this("activity")(e) and any(wanted(i) for i in e["items"]))
+        status, detail = await agent.get(f"/api/conversations/{conversation_id}")
+        assert status == 200 and detail["activity_live"] is True
+        assert {i["key"] for i in lines()} <= {i["key"] for i in detail["activity"]}  # the same lines as the tracker's
 
         # Rae takes over on gateway 2: the customer on gateway 1 sees a person join.
         status, taken = await agent.post(f"/api/conversations/{conversation_id}/take")
@@ -530,13 +563,17 @@ async def test_redis_or_rabbitmq_dying_mid_run_loses_no_customer_message(layout:
         finally:
             proxies["rabbitmq"].restore()
         assert answered["message"]["sender"] == "bot" and answered["message"]["text"].strip()
+        # The rest of that turn's replies (the bot may send two): the next answer must be to the next message.
+        await widget.settle(2.0)
 
         proxies["redis"].cut()
         try:
             answered = await answer_to(texts[1])
         finally:
             proxies["redis"].restore()
-        assert answered["message"]["sender"] == "system" and "person" in answered["message"]["text"].lower(), answered
+        assert answered["message"]["sender"] == "system" and "person" in answered["message"]["text"].lower(), \
+            [(e.get("type"), (e.get("message") or {}).get("id"), (e.get("message") or {}).get("sender"),
+              (e.get("message") or {}).get("text", "")[:50], e.get("id")) for e in widget.received]
         await widget.settle(1.0)
         assert any(e.get("type") == "status" and e.get("status") == "waiting" for e in widget.received)
 

@@ -383,6 +383,12 @@ def run_phase(args: argparse.Namespace, stack: Optional[Stack], out: Path, staff
                 stack.note(f"after the load, waited {waited:.0f} s for every service to answer again")
         print(f"[load] load done ({duration:.0f} s); {args.drain:.0f} s for in-flight turns to finish", flush=True)
         time.sleep(args.drain)
+        if stack is not None and hasattr(stack, "events_waiting"):
+            try:
+                stack.note(f"Rasa events left in RabbitMQ after the run: {stack.events_waiting()} "
+                           f"(the gateways consume them for the consoles' activity lists)")
+            except Exception as error:  # noqa: BLE001 - a figure missing, not a failed run
+                stack.note(f"could not read the RabbitMQ queue's length: {error!r}")
         if stack is not None:
             events = stack.events
         files = sorted(results_dir.glob("customers-*.jsonl"))

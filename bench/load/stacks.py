@@ -264,6 +264,10 @@ class ScaledStack(Stack):
         print(f"[load] scaled stack up in {time.monotonic() - started:.0f} s", flush=True)
         self._supervise()
 
+    def events_waiting(self) -> int:
+        """Rasa's events still in the run's queue: near 0 while the gateways consume them (event_feed)."""
+        return queue_depth(self.settings.amqp_url, self.settings.events_queue)
+
     def cleanup(self) -> None:
         settings = getattr(self, "settings", None)
         if settings is None:
@@ -302,6 +306,24 @@ def flush_redis(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in a queue (a passive declare: the queue is not created)."""
+    import asyncio
+
+    import aio_pika
+
+    async def run() -> int:
+        connection = await aio_pika.connect(amqp_url, timeout=5)
+        try:
+            channel = await connection.channel()
+            found = await channel.declare_queue(queue, passive=True)
+            return int(found.declaration_result.message_count or 0)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 def delete_queue(amqp_url: str, queue: str) -> None:

@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from aiohttp_session import get_session, new_session, setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from bot.gateway import accounts, staff_sessions, throttle, transcript
+from bot.gateway import accounts, login_throttle, staff_sessions, throttle, transcript
 from bot.gateway.config import GatewayConfig
 from bot.gateway.hub import ConsoleClient, Hub
 from bot.gateway import fanout
@@ -34,6 +34,8 @@ from bot.gateway.limits import RATE_LIMITED, RateLimiter, clean_text, too_long_m
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.api_errors import api_errors, json_object
 from bot.gateway.faults import NOT_STORED, NotStored
+from bot.gateway import event_feed
+from bot.gateway.staff_sockets import StaffSockets, digest
 from bot.casedb.runner import Database
 from bot.gateway.routing import Router, RoutingError, customer_view
 from bot.gateway import trainer_api
@@ -62,8 +64,8 @@ HUB = web.AppKey("hub", Hub)
 RASA = web.AppKey("rasa", RasaClient)
 DB = web.AppKey("db", Database)
 LIMITER = web.AppKey("limiter", RateLimiter)
-LOGIN_LIMITS = web.AppKey("login_limits", throttle.LoginLimits)
-STAFF_SOCKETS = web.AppKey("staff_sockets", dict)  # staff session id -> its open console sockets
+LOGIN_THROTTLE = web.AppKey("login_throttle", login_throttle.LoginThrottle)
+STAFF_SOCKETS = web.AppKey("staff_sockets", StaffSockets)  # staff session id -> its open console sockets
 
 
 def _cookie_key(secret: str) -> bytes:
@@ -198,14 +200,14 @@ async def login(request: web.Request) -> web.Response:
     user_key = throttle.keyed_hash(config.session_secret, "login", accounts.normalize_username(username))
     address_key = client_key(request)
     db = request.app[DB]
-    refusal = await db.run(throttle.login_refusal, user_key, address_key, request.app[LOGIN_LIMITS])
+    refusal = await request.app[LOGIN_THROTTLE].refusal(user_key, address_key)
     if refusal:
         response = aiohttp_jinja2.render_template("login.html", request, {"error": refusal, "next": target}, status=429)
         response.headers["Retry-After"] = "60"
         return response
     staff = await db.run(accounts.authenticate, username, password)
     if staff is None:
-        await db.run(throttle.login_failed, user_key, address_key)
+        await request.app[LOGIN_THROTTLE].failed(user_key, address_key)
         return aiohttp_jinja2.render_template("login.html", request, {
             "error": "Wrong username or password.", "next": target}, status=401)
     session_id = await db.run(staff_sessions.open_session, staff.username, config.session_hours, address_key)
@@ -220,8 +222,8 @@ async def logout(request: web.Request) -> web.Response:
     session_id = session.get("sid")
     if session_id:
         await request.app[DB].run(staff_sessions.revoke, session_id)
-        for socket in list(request.app[STAFF_SOCKETS].pop(session_id, ())):
-            await socket.close(code=4401, message=b"logged out")
+        await request.app[STAFF_SOCKETS].close_session(session_id)
+        await request.app[HUB].session_revoked(digest(session_id))  # the other gateways' sockets of it
     session.invalidate()
     raise web.HTTPFound("/login")
 
@@ -253,6 +255,17 @@ async def api_queue(request: web.Request, staff: accounts.Staff) -> web.Response
 async def api_conversation(request: web.Request, staff: accounts.Staff) -> web.Response:
     detail = await request.app[ROUTER].detail(request.match_info["conversation_id"])
     return web.json_response(detail) if detail is not None else _error(404, "No such conversation.")
+
+
+@staff_only("agent")
+@api_errors
+async def api_activity(request: web.Request, staff: accounts.Staff) -> web.Response:
+    """What the bot did in a conversation (from the tracker): the console re-reads it when it is not pushed."""
+    conversation_id = request.match_info["conversation_id"]
+    router = request.app[ROUTER]
+    if await router.db.run(transcript.get_conversation, conversation_id) is None:
+        return _error(404, "No such conversation.")
+    return web.json_response(await router.activity(conversation_id))
 
 
 @staff_only("agent")
@@ -493,7 +506,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
     client = ConsoleClient(socket, staff.username)
     app[HUB].add_console(client)
     session_id = (await get_session(request)).get("sid")
-    app[STAFF_SOCKETS].setdefault(session_id, set()).add(socket)  # closed when this session logs out
+    app[STAFF_SOCKETS].add(session_id, socket)  # closed when this session ends, wherever it ends
     try:
         await _send_json(socket, {"type": "queue", "queue": await app[DB].run(
             transcript.queue, staff.username, app[CONFIG].live_minutes, fold_after=app[CONFIG].live_fold_after)})
@@ -503,11 +516,7 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
                 client.watching = {data["conversation_id"][:64]}
     finally:
         app[HUB].remove_console(client)
-        sockets = app[STAFF_SOCKETS].get(session_id)
-        if sockets is not None:
-            sockets.discard(socket)
-            if not sockets:
-                app[STAFF_SOCKETS].pop(session_id, None)
+        app[STAFF_SOCKETS].remove(session_id, socket)
     return socket
 
 
@@ -528,14 +537,15 @@ def _project_path(value: str) -> Path:
 def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=256 * 1024)
     app[CONFIG] = config
-    app[HUB] = Hub(fanout.from_config(config))  # with MEND_REDIS_URL: shared with the other gateways
     app[DB] = Database(config.database_url)
+    # With MEND_REDIS_URL shared with the other gateways; who holds a conversation is read from the database.
+    app[HUB] = Hub(fanout.from_config(config), database=app[DB])
     app[RASA] = rasa or RasaClient(config.rasa_url, config.rasa_timeout)
     app[ROUTER] = Router(app[DB], app[RASA], app[HUB], config.live_minutes, config.history_messages)
     app[LIMITER] = fanout.rate_limiter(config, app[HUB].fanout)  # in Redis when it is configured
-    app[LOGIN_LIMITS] = throttle.LoginLimits(config.login_window_minutes, config.login_per_username,
-                                              config.login_per_address, config.login_global_per_minute)
-    app[STAFF_SOCKETS] = {}
+    app[LOGIN_THROTTLE] = login_throttle.from_config(config, app[DB], app[HUB].fanout)  # in Redis when configured
+    app[STAFF_SOCKETS] = StaffSockets()
+    app[HUB].on_revoked = app[STAFF_SOCKETS].close_digest
     app[ROUTER].guest_verified = lambda conversation_id, customer_id: _guest_verified(app, conversation_id, customer_id)
     app[trainer_api.TRAINER] = trainer_api.Trainer(
         app[RASA], app[DB], [_project_path(d) for d in config.story_dirs], _project_path(config.trainer_export_dir))
@@ -546,7 +556,7 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
 
     async def on_startup(app: web.Application) -> None:
         await app[RASA].start()
-        await app[HUB].start(lambda: app[DB].run(fanout.assigned_conversations))  # Redis only
+        await app[HUB].start()  # Redis only
         # The suggestion ranker loads the sentence encoder and embeds the reply library once, now,
         # rather than in front of the first agent who takes over.
         from bot.gateway.suggestions import get_ranker
@@ -557,12 +567,14 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
         from bot.gateway.follow_ups import FOLLOW_UP_JOB, FollowUpJob  # promised check-ins, sent when due
         app[FOLLOW_UP_JOB] = FollowUpJob(app[DB], app[RASA], app[ROUTER], rasa_timeout=app[CONFIG].rasa_timeout)
         app[FOLLOW_UP_JOB].start()
+        app[STAFF_SOCKETS].start(app[DB], app[CONFIG].staff_session_check_seconds)
 
     async def on_cleanup(app: web.Application) -> None:
         from bot.gateway.follow_ups import FOLLOW_UP_JOB
         if FOLLOW_UP_JOB in app:
             await app[FOLLOW_UP_JOB].stop()
         await app[ROUTER].drain()
+        await app[STAFF_SOCKETS].stop()
         await app[HUB].stop()
         await app[RASA].close()
         app[ROUTER].suggestion_pool.shutdown(wait=False)
@@ -570,6 +582,9 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
+    # With RabbitMQ (the scaled layout): Rasa's events feed the consoles' activity lists live.
+    event_feed.install(app, config, app[HUB])
+    app[ROUTER].activity_live = lambda: event_feed.live(app)
     app.router.add_get("/", shop_page)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_get("/healthz", health)
@@ -582,6 +597,7 @@ def create_app(config: GatewayConfig, rasa: Optional[RasaClient] = None) -> web.
     app.router.add_get("/api/me", api_me)
     app.router.add_get("/api/queue", api_queue)
     app.router.add_get("/api/conversations/{conversation_id}", api_conversation)
+    app.router.add_get("/api/conversations/{conversation_id}/activity", api_activity)
     app.router.add_post("/api/conversations/{conversation_id}/take", api_take)
     app.router.add_post("/api/conversations/{conversation_id}/send", api_send)
     app.router.add_post("/api/conversations/{conversation_id}/handback", api_handback)

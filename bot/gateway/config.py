@@ -106,6 +106,14 @@ class GatewayConfig:
     live_minutes: int = 30
     history_messages: int = 500
     database_url: Optional[str] = None  # None: the case database from the settings
+    # MEND_AMQP_URL: Rasa's events in RabbitMQ feed the consoles' activity list (event_feed.py); unset: no feed
+    amqp_url: Optional[str] = None
+    events_queue: str = "mend_events"  # MEND_EVENTS_QUEUE (bot.scaled writes the same name into Rasa's endpoints)
+    events_exchange: str = "rasa-exchange"  # MEND_EVENTS_EXCHANGE
+    event_max_age_seconds: float = 600.0
+    # Open console sockets whose staff session ended elsewhere are closed within this (staff_sockets.py)
+    staff_session_check_seconds: float = 30.0
+    event_prefetch: int = 200
     redis_url: Optional[str] = None  # MEND_REDIS_URL: several gateways share fan-out, locks, rate limits (fanout.py)
     story_dirs: List[str] = field(default_factory=lambda: ["tests"])  # test stories the trainer page lists
     trainer_export_dir: str = "tests/trainer"  # where the trainer page saves exported test stories
@@ -236,6 +244,13 @@ def load_config(**overrides: object) -> GatewayConfig:
     config.verified_guest_hours = float(abuse.get("verified_guest_hours", 4))
     config.live_fold_after = int(abuse.get("live_fold_after", 3))
     config.redis_url = (os.environ.get("MEND_REDIS_URL") or str(raw.get("redis_url") or "")).strip() or None
+    config.amqp_url = (os.environ.get("MEND_AMQP_URL") or str(raw.get("amqp_url") or "")).strip() or None
+    config.events_queue = os.environ.get("MEND_EVENTS_QUEUE") or config.events_queue
+    config.events_exchange = os.environ.get("MEND_EVENTS_EXCHANGE") or config.events_exchange
+    feed = raw.get("event_feed") or {}
+    config.event_max_age_seconds = float(feed.get("max_age_seconds", 600))
+    config.event_prefetch = max(1, int(feed.get("prefetch", 200)))
+    config.staff_session_check_seconds = float(raw.get("staff_session_check_seconds", 30))
     for key, value in overrides.items():
         setattr(config, key, value)
     if not config.customer_token_secret:

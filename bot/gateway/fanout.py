@@ -9,10 +9,13 @@ Fan-out. ``Hub.to_widgets`` / ``Hub.to_consoles`` publish one JSON envelope on o
     {"v": 1, "origin": "<gateway id>", "target": {...}, "payload": {...}}
 
 with ``target`` one of ``{"kind": "widgets", "conversation_id": X}`` (the customer's sockets),
-``{"kind": "consoles", "conversation_id": X}`` (consoles following X or the agent holding it),
+``{"kind": "consoles", "conversation_id": X, "holder": U|null}`` (consoles watching X, or logged in as
+U: the agent holding X, read from the database by the publishing gateway as it published),
 ``{"kind": "agent", "agent": U}``, ``{"kind": "all"}``; and two for the gateways themselves:
-``{"kind": "assign", "conversation_id": X, "agent": U|null}`` (who holds X: every gateway's
-``Hub.assignments`` mirror follows it) and ``{"kind": "presence"}`` (some gateway's consoles changed).
+``{"kind": "presence"}`` (some gateway's consoles changed) and ``{"kind": "revoked", "session": D}`` (a staff
+session ended: each gateway closes its console sockets of the session whose id has digest D,
+bot/gateway/staff_sockets.py). No gateway keeps who holds a conversation:
+the database is the record, and the envelope carries what it said.
 Every gateway, the publishing one included, delivers an envelope to its own sockets when it arrives
 through its subscription, so each socket gets it exactly once and in the order it was published.
 
@@ -20,7 +23,7 @@ Outages. Messages are stored in the database before anything is published, so Re
 no customer message. While this gateway's subscription is down it delivers what it publishes to its own
 sockets directly (single-gateway behaviour) and still tries to publish for the others; pushes between
 gateways are missed meanwhile and the consoles catch up on reload. The subscriber reconnects with
-backoff and, once back, reloads who holds which conversation from the database.
+backoff; there is nothing to reload then (who holds a conversation is read from the database per push).
 """
 from __future__ import annotations
 
@@ -164,7 +167,6 @@ class RedisFanout:
         self._tasks: list = []
         self._deliver: Optional[Callable[[Envelope], Awaitable[None]]] = None
         self._local_state: Optional[Callable[[], Dict[str, Any]]] = None
-        self._on_connect: Optional[Callable[[], Awaitable[None]]] = None
         self._presence_changed = asyncio.Event()
         self._local_dirty = False
         self._subscribed_once = asyncio.Event()
@@ -177,11 +179,11 @@ class RedisFanout:
 
     # -- life cycle -----------------------------------------------------------------------------
     async def start(self, deliver: Callable[[Envelope], Awaitable[None]], local_state: Callable[[], Dict[str, Any]],
-                    on_connect: Callable[[], Awaitable[None]], wait: float = 5.0) -> None:
+                    wait: float = 5.0) -> None:
         """Subscribe (waiting up to ``wait`` seconds, so this gateway hears its own first pushes), then
         keep publishing, listening and refreshing presence in the background. Redis being down is
         logged clearly and retried; the gateway serves its own sockets meanwhile."""
-        self._deliver, self._local_state, self._on_connect = deliver, local_state, on_connect
+        self._deliver, self._local_state = deliver, local_state
         self._tasks = [asyncio.ensure_future(self._subscriber()), asyncio.ensure_future(self._publisher()),
                        asyncio.ensure_future(self._presence())]
         try:
@@ -220,8 +222,8 @@ class RedisFanout:
 
     # -- publishing -----------------------------------------------------------------------------
     def publish(self, target: Dict[str, Any], payload: Optional[Dict[str, Any]] = None) -> None:
-        """Queue an envelope; one publisher task sends them in order (so an assignment is known
-        everywhere before the messages that follow it)."""
+        """Queue an envelope; one publisher task sends them in order (each socket gets a conversation's
+        pushes in the order they were published)."""
         envelope = {"v": 1, "origin": self.gateway_id, "target": target, "payload": payload}
         self._queue.put_nowait((time.monotonic(), envelope))
 
@@ -237,7 +239,7 @@ class RedisFanout:
 
     async def _publish_one(self, queued_at: float, envelope: Envelope, errors: Tuple[type, ...]) -> None:
         local = not self.subscribed  # nobody would bring it back to our own sockets
-        if local and self._deliver is not None and envelope["target"].get("kind") not in ("assign", "presence"):
+        if local and self._deliver is not None and envelope["target"].get("kind") != "presence":
             await self._safe_deliver(envelope)
         if time.monotonic() - queued_at > self.settings.stale_seconds:
             logger.warning("dropped a live push older than %.0fs (Redis was slow or down)",
@@ -274,11 +276,6 @@ class RedisFanout:
                                    redacted(self.url))
                 was_down = False
                 backoff = 0.2
-                if self._on_connect is not None:
-                    try:
-                        await self._on_connect()  # assignments may have changed while we were away
-                    except Exception:
-                        logger.exception("could not reload the conversations' assignments")
                 self._local_dirty = True  # announce ourselves (again) to the others
                 self._presence_changed.set()
                 self._subscribed_once.set()
@@ -512,11 +509,3 @@ def rate_limiter(config: Any, fanout: Optional[RedisFanout]) -> RateLimiter:
         return RateLimiter(config.rate_burst, config.rate_per_minute)
     return RedisRateLimiter(fanout.redis, fanout.settings.prefix, config.rate_burst, config.rate_per_minute)
 
-
-def assigned_conversations(session: Any) -> Dict[str, str]:
-    """Who holds which conversation, from the database: what every gateway's mirror starts from."""
-    from bot.casedb.models import ChatConversation
-
-    rows = session.query(ChatConversation.id, ChatConversation.assigned_agent) \
-        .filter(ChatConversation.status == "agent", ChatConversation.assigned_agent.isnot(None)).all()
-    return {conversation_id: agent for conversation_id, agent in rows}

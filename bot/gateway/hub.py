@@ -1,9 +1,13 @@
 """Open WebSockets and who should hear what: widgets per conversation, consoles per agent.
 
-One gateway process keeps these in memory. With Redis configured (``fanout.RedisFanout``),
-``to_widgets`` / ``to_consoles`` publish to every gateway and each delivers to its own sockets;
-who holds a conversation (``assignments``) and who is online follow across gateways. The
-interface stays the same either way.
+One gateway process keeps its own sockets in memory. With Redis configured (``fanout.RedisFanout``),
+``to_widgets`` / ``to_consoles`` publish to every gateway and each delivers to its own sockets; who is
+online follows across gateways (presence). The interface stays the same either way.
+
+Who holds a conversation is not kept here: the database records it (``ChatConversation.assigned_agent``
+while its status is "agent") and a push "to the consoles following X" asks it, once, as it is sent. With
+Redis the holder travels in the envelope, so every gateway delivers to the same agent without a copy of
+its own that could disagree with the record.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from typing import Any, Awaitable, Callable, DefaultDict, Dict, Iterable, Optional, Set
+from typing import Any, Awaitable, Callable, DefaultDict, Dict, Iterable, List, Optional, Set
 
 from aiohttp import web
 
@@ -40,75 +44,38 @@ class ConsoleClient:
             self.on_change()
 
 
-class Assignments(dict):
-    """conversation -> agent username, a mirror of the database; with Redis, a change made here is
-    published so every gateway's mirror follows (``set_quietly`` applies what another one published)."""
+def holder_in(session: Any, conversation_id: str) -> Optional[str]:
+    """The agent holding the conversation, as the database records it (one primary-key read)."""
+    from bot.gateway import transcript
 
-    def __init__(self, on_change: Optional[Callable[[str, Optional[str]], None]] = None) -> None:
-        super().__init__()
-        self.on_change = on_change
-
-    def __setitem__(self, conversation_id: str, agent: str) -> None:
-        super().__setitem__(conversation_id, agent)
-        if self.on_change is not None:
-            self.on_change(conversation_id, agent)
-
-    def __delitem__(self, conversation_id: str) -> None:
-        super().__delitem__(conversation_id)
-        if self.on_change is not None:
-            self.on_change(conversation_id, None)
-
-    _MISSING = object()
-
-    def pop(self, conversation_id: str, *default: Any) -> Any:  # type: ignore[override]
-        value = super().pop(conversation_id, self._MISSING)
-        if value is self._MISSING:
-            if default:
-                return default[0]
-            raise KeyError(conversation_id)
-        if self.on_change is not None:
-            self.on_change(conversation_id, None)
-        return value
-
-    def set_quietly(self, conversation_id: str, agent: Optional[str]) -> None:
-        if agent:
-            super().__setitem__(conversation_id, agent)
-        else:
-            super().pop(conversation_id, None)
-
-    def replace_quietly(self, current: Dict[str, str]) -> None:
-        super().clear()
-        super().update(current)
+    conversation = transcript.get_conversation(session, conversation_id)
+    if conversation is None or conversation.status != "agent":
+        return None
+    return conversation.assigned_agent
 
 
 class Hub:
-    def __init__(self, fanout: Optional[RedisFanout] = None) -> None:
+    """``database``: anything with ``async run(work, *args)`` (``bot.casedb.runner.Database``); without one
+    (some tests) no conversation has a holder and its pushes reach the consoles watching it only."""
+
+    def __init__(self, fanout: Optional[RedisFanout] = None, database: Any = None) -> None:
         self.widgets: DefaultDict[str, Set[web.WebSocketResponse]] = defaultdict(set)
         self.consoles: Set[ConsoleClient] = set()
         self.fanout = fanout
-        # conversation -> agent username (mirror of the database; with Redis, kept in step across gateways)
-        self.assignments: Assignments = Assignments(self._assignment_changed if fanout is not None else None)
+        self.database = database
+        self._last_push: Optional["asyncio.Future[None]"] = None  # the console push sent last (see to_consoles)
+        # Closes this gateway's console sockets of a revoked staff session (bot/gateway/staff_sockets.py).
+        self.on_revoked: Optional[Callable[[str], Awaitable[Any]]] = None
 
     # -- several gateways (Redis) -----------------------------------------------------------
-    async def start(self, load_assignments: Optional[Callable[[], Awaitable[Dict[str, str]]]] = None) -> None:
-        """Join the other gateways: the mirror of assignments from the database (again after each
-        reconnection to Redis), then the subscription. Nothing to do without Redis."""
-        if self.fanout is None:
-            return
-
-        async def reload() -> None:
-            if load_assignments is not None:
-                self.assignments.replace_quietly(await load_assignments())
-
-        await self.fanout.start(self._deliver, self._presence_state, reload)
+    async def start(self) -> None:
+        """Join the other gateways (subscription, presence). Nothing to do without Redis."""
+        if self.fanout is not None:
+            await self.fanout.start(self._deliver, self._presence_state)
 
     async def stop(self) -> None:
         if self.fanout is not None:
             await self.fanout.stop()
-
-    def _assignment_changed(self, conversation_id: str, agent: Optional[str]) -> None:
-        assert self.fanout is not None
-        self.fanout.publish({"kind": "assign", "conversation_id": conversation_id, "agent": agent})
 
     def _presence_state(self) -> Dict[str, Any]:
         return {"agents": {c.username for c in self.consoles},
@@ -123,22 +90,30 @@ class Hub:
         target = envelope.get("target") or {}
         kind = target.get("kind")
         payload = envelope.get("payload")
-        if kind == "assign":
-            conversation_id, agent = target.get("conversation_id"), target.get("agent")
-            if envelope.get("origin") != (self.fanout.gateway_id if self.fanout else None) \
-                    and isinstance(conversation_id, str):
-                self.assignments.set_quietly(conversation_id, agent if isinstance(agent, str) else None)
+        if kind == "revoked" and isinstance(target.get("session"), str):
+            if self.on_revoked is not None:
+                await self.on_revoked(target["session"][:64])
             return
         if not isinstance(payload, dict):
             return
         if kind == "widgets" and isinstance(target.get("conversation_id"), str):
             await self._local_widgets(target["conversation_id"], payload)
         elif kind == "consoles" and isinstance(target.get("conversation_id"), str):
-            await self._local_consoles(payload, conversation_id=target["conversation_id"])
+            holder = target.get("holder")
+            await self._sending(payload, conversation_id=target["conversation_id"],
+                                holder=holder if isinstance(holder, str) else None)
         elif kind == "agent" and isinstance(target.get("agent"), str):
-            await self._local_consoles(payload, agent=target["agent"])
+            await self._sending(payload, agent=target["agent"])
         elif kind == "all":
-            await self._local_consoles(payload)
+            await self._sending(payload)
+
+    async def session_revoked(self, session_digest: str) -> None:
+        """A staff session ended here (logout): every gateway closes its console sockets of that session.
+        Only a digest of the session id travels (``staff_sockets.digest``)."""
+        if self.fanout is not None:
+            self.fanout.publish({"kind": "revoked", "session": session_digest})
+        elif self.on_revoked is not None:
+            await self.on_revoked(session_digest)
 
     # -- registration ---------------------------------------------------------------------
     def add_widget(self, conversation_id: str, socket: web.WebSocketResponse) -> None:
@@ -166,14 +141,26 @@ class Hub:
         local = {c.username for c in self.consoles}
         return local | self.fanout.remote_agents if self.fanout is not None else local
 
-    def watched(self, conversation_id: str) -> bool:
-        if any(conversation_id in c.watching or self.assignments.get(conversation_id) == c.username
-               for c in self.consoles):
+    async def holder_of(self, conversation_id: str) -> Optional[str]:
+        """Who holds the conversation, from the database; None when nobody does, when no console is open
+        anywhere (nobody to deliver to: the read is skipped) or when the database does not answer (the
+        push then reaches the consoles watching the conversation only)."""
+        if self.database is None or not self.online_agents():
+            return None
+        try:
+            return await self.database.run(holder_in, conversation_id)
+        except Exception as error:  # noqa: BLE001 - a live push must not fail for it (the database is down)
+            logger.warning("could not read who holds %s (%r): its push reaches the consoles watching it only",
+                           conversation_id, error)
+            return None
+
+    async def watched(self, conversation_id: str) -> bool:
+        """Some console, here or on another gateway, follows the conversation or belongs to its holder."""
+        if any(conversation_id in c.watching for c in self.consoles) or \
+                (self.fanout is not None and conversation_id in self.fanout.remote_watching):
             return True
-        if self.fanout is None:
-            return False
-        return conversation_id in self.fanout.remote_watching or \
-            self.assignments.get(conversation_id) in self.fanout.remote_agents
+        holder = await self.holder_of(conversation_id)
+        return holder is not None and holder in self.online_agents()
 
     # -- sending --------------------------------------------------------------------------
     @staticmethod
@@ -193,31 +180,53 @@ class Hub:
 
     async def to_consoles(self, payload: Dict[str, Any], conversation_id: Optional[str] = None,
                           agent: Optional[str] = None) -> None:
-        """Everyone (queue changes), those following a conversation, or one agent."""
-        if self.fanout is None:
-            await self._local_consoles(payload, conversation_id, agent)
-        elif agent is not None:
-            self.fanout.publish({"kind": "agent", "agent": agent}, payload)
-        elif conversation_id is not None:
-            self.fanout.publish({"kind": "consoles", "conversation_id": conversation_id}, payload)
-        else:
-            self.fanout.publish({"kind": "all"}, payload)
+        """Everyone (queue changes), those following a conversation (watching it, or its holder), or one agent.
+
+        Console pushes leave in the order of the calls, even though a push for a conversation first reads
+        its holder: each waits until the one called before it was handed over (published, or to this
+        gateway's sockets), so a console never gets a conversation's later message first."""
+        previous, mine = self._last_push, asyncio.get_running_loop().create_future()
+        self._last_push = mine
+        try:
+            holder = await self.holder_of(conversation_id) if agent is None and conversation_id is not None else None
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})  # not cancelled with us: the next push still waits for it
+            if self.fanout is None:
+                sending: Optional[Awaitable[Any]] = self._sending(payload, conversation_id, agent, holder)
+            else:
+                sending = None
+                if agent is not None:
+                    self.fanout.publish({"kind": "agent", "agent": agent}, payload)
+                elif conversation_id is not None:
+                    self.fanout.publish({"kind": "consoles", "conversation_id": conversation_id, "holder": holder},
+                                        payload)
+                else:
+                    self.fanout.publish({"kind": "all"}, payload)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+            if self._last_push is mine:
+                self._last_push = None
+        if sending is not None:
+            await sending
 
     async def _local_widgets(self, conversation_id: str, payload: Dict[str, Any]) -> None:
         text = json.dumps(payload)
         await asyncio.gather(*(self._send(s, text) for s in list(self.widgets.get(conversation_id, ()))))
 
-    async def _local_consoles(self, payload: Dict[str, Any], conversation_id: Optional[str] = None,
-                              agent: Optional[str] = None) -> None:
+    def _sending(self, payload: Dict[str, Any], conversation_id: Optional[str] = None, agent: Optional[str] = None,
+                 holder: Optional[str] = None) -> "asyncio.Future[List[None]]":
+        """To this gateway's consoles: everyone, one agent, or those watching ``conversation_id`` or logged in
+        as its ``holder``. The sends start now, in this call's order; await the result for them to end."""
         text = json.dumps(payload)
         targets = []
         for client in list(self.consoles):
             if agent is not None:
                 wanted = client.username == agent
             elif conversation_id is not None:
-                wanted = conversation_id in client.watching or self.assignments.get(conversation_id) == client.username
+                wanted = conversation_id in client.watching or (holder is not None and client.username == holder)
             else:
                 wanted = True
             if wanted:
                 targets.append(self._send(client.socket, text))
-        await asyncio.gather(*targets)
+        return asyncio.gather(*targets)

@@ -2,6 +2,8 @@
 
 Nothing here stores a raw address, username or email address: attempts are recorded under
 keyed hashes (``throttle_events``: kind, key, time) and counted over a sliding window.
+With several gateways sharing Redis, failed staff sign-ins are counted in Redis instead, over the
+same windows (``login_windows``): see login_throttle.py.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from sqlalchemy.orm import Session
 
@@ -116,16 +118,39 @@ LOGIN_REFUSED = {
 }
 
 
+def login_windows(user_key: str, address_key: str, limits: LoginLimits) -> List[Tuple[str, str, int, timedelta]]:
+    """The counters a login is checked against, as (kind, key, limit, window), in the order their refusal
+    is given: per username, per client address, overall. Every store (database, Redis) counts these."""
+    window = timedelta(minutes=limits.window_minutes)
+    return [(LOGIN_USER, user_key, limits.per_username, window),
+            (LOGIN_ADDRESS, address_key, limits.per_address, window),
+            (LOGIN_ANY, "*", limits.global_per_minute, timedelta(minutes=1))]
+
+
+def login_refusal_text(kind: str, limits: LoginLimits) -> str:
+    minutes = f"{max(1, round(limits.window_minutes))} minute" + ("s" if round(limits.window_minutes) > 1 else "")
+    return LOGIN_REFUSED[kind].format(minutes=minutes)
+
+
+def refusal_for_counts(counts: Sequence[int], user_key: str, address_key: str, limits: LoginLimits) -> Optional[str]:
+    """The refusal for failed attempts counted elsewhere (``counts`` in ``login_windows`` order), or None."""
+    for (kind, _key, limit, _span), seen in zip(login_windows(user_key, address_key, limits), counts):
+        if seen >= limit:
+            return login_refusal_text(kind, limits)
+    return None
+
+
 def login_refusal(session: Session, user_key: str, address_key: str, limits: LoginLimits) -> Optional[str]:
     """Why a login attempt is refused before its password is even checked, or None."""
-    window = timedelta(minutes=limits.window_minutes)
-    minutes = f"{max(1, round(limits.window_minutes))} minute" + ("s" if round(limits.window_minutes) > 1 else "")
-    for kind, key, limit, span in ((LOGIN_USER, user_key, limits.per_username, window),
-                                   (LOGIN_ADDRESS, address_key, limits.per_address, window),
-                                   (LOGIN_ANY, "*", limits.global_per_minute, timedelta(minutes=1))):
+    for kind, key, limit, span in login_windows(user_key, address_key, limits):
         if count(session, kind, key, span) >= limit:
-            return LOGIN_REFUSED[kind].format(minutes=minutes)
+            return login_refusal_text(kind, limits)
     return None
+
+
+def login_counts(session: Session, user_key: str, address_key: str, limits: LoginLimits) -> List[int]:
+    """The failed attempts the database holds for each of ``login_windows`` (to add to another store's)."""
+    return [count(session, kind, key, span) for kind, key, _limit, span in login_windows(user_key, address_key, limits)]
 
 
 def login_failed(session: Session, user_key: str, address_key: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import DefaultDict, Dict, List, Optional, Set, Tuple
+from typing import Callable, DefaultDict, Dict, List, Optional, Set, Tuple
 
 from bot.casedb.runner import Database, WorkerThreads
 from bot.gateway.agent_names import AgentNames
@@ -64,5 +64,7 @@ class Router(CustomerMessages, OutageRecovery, Handoffs, AgentReplies, ConsoleFe
         self._queue_task: Optional[asyncio.Task] = None  # the agents' queues being published (console_feed)
         self._queue_wanted = 0  # publishes asked for since the current round began
         self._suggesting: Dict[str, int] = {}  # conversation -> newest suggestion computation (console_feed)
+        # Whether Rasa's events reach the consoles live (bot/gateway/event_feed.py sets this when it runs).
+        self.activity_live: Callable[[], bool] = lambda: False
         self._waiting_for_rasa = 0  # stored messages the last catch-up could not bring to Rasa
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.casedb import repository as repo
 from bot.gateway import transcript
+from bot.gateway.activity import describe_all
 from bot.gateway.fanout import conversation_lock
 from bot.gateway.rasa_client import RasaUnavailable
 from bot.assist import telemetry as assist_telemetry
@@ -94,8 +95,8 @@ class ConsoleFeed:
         async def state() -> None:
             detail = await self.db.run(self._state, conversation_id)
             if detail is not None:
-                await self.hub.to_consoles({"type": "state", "conversation_id": conversation_id, **detail},
-                                           conversation_id=conversation_id)
+                await self.hub.to_consoles({"type": "state", "conversation_id": conversation_id, **detail,
+                                            "activity_live": self.activity_live()}, conversation_id=conversation_id)
 
         async def suggested() -> None:
             # Two computations for one conversation may end out of order (a takeover's, then a new message's):
@@ -136,9 +137,26 @@ class ConsoleFeed:
         """Everything the console shows for one conversation."""
         detail = await self.db.run(self._state, conversation_id, True)
         if detail is not None:
-            detail["suggestions"] = await self.suggestions_for(conversation_id) if \
-                detail["summary"]["status"] != "closed" else []
+            open_ = detail["summary"]["status"] != "closed"
+            found, activity = await asyncio.gather(
+                self.suggestions_for(conversation_id) if open_ else _nothing(), self.activity(conversation_id))
+            detail["suggestions"] = found
+            detail.update(activity)
         return detail
+
+    async def activity(self, conversation_id: str) -> Dict[str, Any]:
+        """What the bot did, from the tracker (the record): the lines a console starts from. ``activity_live``
+        says whether new lines will be pushed (Rasa's event broker, bot/gateway/event_feed.py) or whether the
+        console should read them again when the conversation's state changes."""
+        result: Dict[str, Any] = {"activity": [], "activity_live": self.activity_live()}
+        try:
+            tracker = await self.rasa.tracker(conversation_id, events=True)
+        except RasaUnavailable as error:
+            logger.warning("no activity for %s: %s", conversation_id, error)
+            result["activity_error"] = "The bot's activity cannot be read right now (Rasa is not answering)."
+            return result
+        result["activity"] = describe_all(tracker.get("events") or [])
+        return result
 
     async def publish_queue(self) -> None:
         """Every online agent's queue, after a change; returns once a publish that began after the call has
@@ -170,8 +188,12 @@ class ConsoleFeed:
         async with conversation_lock(self._locks[conversation_id], self.hub, conversation_id):
             result = await work()
         if result:
-            await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))
+            await self._publish_state(conversation_id, suggest=await self.hub.watched(conversation_id))
         return result
+
+
+async def _nothing() -> List[Dict[str, Any]]:
+    return []
 
 
 def customer_view(message: Dict[str, Any]) -> Dict[str, Any]:

@@ -263,7 +263,7 @@ class CustomerMessages:
         elif slots.get("handed_off"):
             await self._hand_off(conversation_id, str(slots.get("handoff_reason") or "bot"),
                                  str(slots.get("handoff_summary") or ""))
-        await self._publish_state(conversation_id, suggest=self.hub.watched(conversation_id))
+        await self._publish_state(conversation_id, suggest=await self.hub.watched(conversation_id))
 
     async def _to_agent(self, conversation_id: str, message_id: int, text: str) -> None:
         try:

@@ -56,7 +56,6 @@ class Handoffs:
             return
         status, agent = routed
         if agent:
-            self.hub.assignments[conversation_id] = agent
             await self.hub.to_consoles({"type": "assigned", "conversation_id": conversation_id}, agent=agent)
             await self._agent_joined(conversation_id, agent, returning=True)
         else:
@@ -93,7 +92,6 @@ class Handoffs:
                 return previous
 
             previous = await self.db.run(claim)
-            self.hub.assignments[conversation_id] = agent
             await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": True}])
             if previous != "agent":
                 await self._agent_joined(conversation_id, agent, returning=False)
@@ -119,7 +117,6 @@ class Handoffs:
                 transcript.update(session, conversation_id, status="bot", assigned_agent=None, waiting_since=None)
 
             await self.db.run(release)
-            self.hub.assignments.pop(conversation_id, None)
             await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": False},
                                                     {"event": "slot", "name": "angry_streak", "value": 0.0}])
             name = (await self.agent_names.fresh(agent)).name_of(agent)
@@ -180,12 +177,10 @@ class Handoffs:
             moved = await self.db.run(move)
             await self._tell_rasa(conversation_id, [{"event": "slot", "name": "handed_off", "value": True}])
             if target is not None:
-                self.hub.assignments[conversation_id] = target
                 await self._agent_joined(conversation_id, target, returning=False)
                 await self.hub.to_consoles({"type": "assigned", "conversation_id": conversation_id, "by": by},
                                            agent=target)
             else:
-                self.hub.assignments.pop(conversation_id, None)
                 await self._post(conversation_id, "system",
                                  "Thanks for waiting: the next available person from our team will be with you shortly.")
                 await self._status_changed(conversation_id, "waiting")

@@ -116,6 +116,8 @@
     suggestions: $(".suggestions"),
     playbook: $(".playbook"),
     history: $(".history"),
+    activity: $(".activity"),
+    activityNote: $(".activity-note"),
     toasts: $(".toasts")
   };
 
@@ -472,7 +474,10 @@
       trend: Array.isArray(data.frustration_trend) ? data.frustration_trend : [],
       playbook: Array.isArray(data.playbook) ? data.playbook : [],
       history: data.history || null,
-      suggestions: Array.isArray(data.suggestions) ? data.suggestions : []
+      suggestions: Array.isArray(data.suggestions) ? data.suggestions : [],
+      activity: mergeActivity(new Map(), data.activity),
+      activityLive: data.activity_live === true,
+      activityError: typeof data.activity_error === "string" ? data.activity_error : ""
     };
   }
 
@@ -535,6 +540,7 @@
     setComposerEnabled(false, "Loading…");
     renderSuggestions([]);
     renderPlaybook([]);
+    renderActivity(null);
     clear(dom.history);
   }
 
@@ -576,6 +582,7 @@
     renderControls();
     renderSuggestions(conv.suggestions);
     renderPlaybook(conv.playbook);
+    renderActivity(conv);
     renderHistory(conv.history);
     emit("conversation", { id: state.currentId, summary: conv.summary });
   }
@@ -1105,6 +1112,69 @@
     });
   }
 
+  // ---- what the bot did (Rasa's events: from the tracker on open, then pushed from the event broker)
+
+  var ACTIVITY_SHOWN = 100;
+
+  function mergeActivity(map, items) {
+    (Array.isArray(items) ? items : []).forEach(function (item) {
+      if (!item || typeof item.key !== "string" || typeof item.text !== "string" || typeof item.at !== "number") return;
+      map.set(item.key, item);  // a line the stream delivers twice is shown once
+    });
+    return map;
+  }
+
+  function renderActivity(conv) {
+    clear(dom.activity);
+    var note = conv ? conv.activityError : "";
+    var items = conv ? Array.from(conv.activity.values()) : [];
+    items.sort(function (a, b) { return a.at - b.at; });
+    // A slot set again to the value it had (an action confirming the tracking) says nothing new.
+    var lastSlot = {};
+    items = items.filter(function (item) {
+      if (item.kind !== "slot" || !item.name) return true;
+      var repeat = lastSlot[item.name] === item.text;
+      lastSlot[item.name] = item.text;
+      return !repeat;
+    });
+    items.reverse();  // newest first
+    items.slice(0, ACTIVITY_SHOWN).forEach(function (item) {
+      var kind = String(item.kind || "").replace(/[^a-z_-]/gi, "");
+      var when = new Date(item.at * 1000);
+      dom.activity.appendChild(h("li", { class: "activity-item kind-" + kind, "data-testid": "activity-item",
+                                          "data-kind": kind, "data-name": item.name ? String(item.name) : "" },
+        h("time", { datetime: when.toISOString(), title: dateTimeFormat.format(when) }, timeFormat.format(when)),
+        h("span", { class: "what" }, item.text),
+        item.why ? h("span", { class: "why" }, "chosen by " + String(item.why)) : null));
+    });
+    if (conv && !items.length && !note) note = "Nothing yet.";
+    dom.activityNote.textContent = note || "";
+    dom.activityNote.hidden = !note;
+  }
+
+  function applyActivity(ev) {
+    mergeActivity(state.conv.activity, ev.items);
+    renderActivity(state.conv);
+  }
+
+  var activityReload = null;
+
+  function reloadActivity() {
+    // No broker feed on this gateway (one process, or RabbitMQ down): read the list from the tracker again.
+    var id = state.currentId;
+    if (activityReload) clearTimeout(activityReload);
+    activityReload = setTimeout(function () {
+      activityReload = null;
+      api("GET", convPath(id, "activity")).then(function (data) {
+        if (state.currentId !== id || !state.conv) return;
+        mergeActivity(state.conv.activity, data && data.activity);
+        state.conv.activityLive = !!(data && data.activity_live === true);
+        state.conv.activityError = data && typeof data.activity_error === "string" ? data.activity_error : "";
+        renderActivity(state.conv);
+      }, function () { /* the next state change tries again */ });
+    }, 300);
+  }
+
   // ---- customer history
 
   var SHIPMENT_LABELS = {
@@ -1296,6 +1366,8 @@
     renderChart();
     renderControls();
     renderPlaybook(conv.playbook);
+    if (typeof ev.activity_live === "boolean") conv.activityLive = ev.activity_live;
+    if (!conv.activityLive) reloadActivity();
   }
 
   function applySuggestions(ev) {
@@ -1341,6 +1413,7 @@
       case "message": routeConversationEvent(ev, applyMessage); break;
       case "state": routeConversationEvent(ev, applyState); break;
       case "suggestions": routeConversationEvent(ev, applySuggestions); break;
+      case "activity": routeConversationEvent(ev, applyActivity); break;
       case "assigned": onAssigned(ev); break;
       case "follow_up_due": onFollowUpDue(ev); break;
       case "error": if (ev.message) toast(String(ev.message), null); break;
