@@ -38,10 +38,12 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import SingletonThreadPool
 
 from bot import rasa_speedups
+from bot import rasa_exactly_once
 
 logger = logging.getLogger(__name__)
 
 rasa_speedups.apply()  # the Rasa server imports this module when it reads endpoints.yml
+rasa_exactly_once.apply()  # each customer message logged once, however often a gateway sends it
 
 DEFAULT_CACHED_CONVERSATIONS = 1000
 # Conversations the gateway makes to ask the policy about a state (replays, suggestion previews).

@@ -31,6 +31,10 @@ def reading(text: str) -> Dict[str, Any]:
     return {"score": score, "level": level, "cues": cues}
 
 
+async def _parsed(request: web.Request, parse: Any) -> web.Response:
+    return web.json_response(parse((await request.json())["text"], record=False))
+
+
 def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     state: Dict[str, Dict[str, Any]] = {}
     app = web.Application()
@@ -40,8 +44,9 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
         return state.setdefault(conversation_id, {"sender_id": conversation_id, "slots": {}, "latest_message": {},
                                                   "events": []})
 
-    def parse(text: str) -> Dict[str, Any]:
-        seen.append(text)
+    def parse(text: str, record: bool = True) -> Dict[str, Any]:
+        if record:
+            seen.append(text)
         return {"text": text, "intent": {"name": "complain_delivery", "confidence": 0.9},
                 "frustration": reading(text), "issue_type": {"name": "delivery", "confidence": 0.9}}
 
@@ -66,7 +71,8 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     async def add_message(request: web.Request) -> web.Response:
         body = await request.json()
         t = tracker(request.match_info["cid"])
-        t["latest_message"] = parse(body["text"])
+        seen.append(body["text"])
+        t["latest_message"] = dict(body.get("parse_data") or parse(body["text"], record=False))  # as Rasa does
         t["events"].append({"event": "user", "text": body["text"], "parse_data": t["latest_message"],
                             "timestamp": time.time()})
         # Mend's Rasa tracks a message it only logs (bot/dialogue/tracking_policy.py); here without
@@ -94,6 +100,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     app.router.add_post("/webhooks/rest/webhook", webhook)
     app.router.add_get("/conversations/{cid}/tracker", get_tracker)
     app.router.add_post("/conversations/{cid}/messages", add_message)
+    app.router.add_post("/model/parse", lambda request: _parsed(request, parse))
     app.router.add_post("/conversations/{cid}/tracker/events", append_events)
     app.router.add_put("/conversations/{cid}/tracker/events", ok)
     app.router.add_post("/conversations/{cid}/predict", unavailable)

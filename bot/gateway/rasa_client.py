@@ -33,6 +33,9 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp_retry import ExponentialRetry, RetryClient
 
+# The gateway's id of a customer message, sent with it (webhook metadata, or the parse data of a logged
+# message): Rasa logs a message once however often it is sent (bot/rasa_exactly_once.py).
+MESSAGE_ID = "mend_message_id"
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})  # the server (or a proxy) says it did not take the request
 
 
@@ -181,12 +184,13 @@ class RasaClient:
         params = {"include_events": "ALL" if events else "NONE"}
         return await self._on_conversation("GET", conversation_id, "tracker", params=params)
 
-    async def add_user_message(self, conversation_id: str, text: str, metadata: Dict[str, Any]) -> Dict[str, Any]:
-        """Record (and parse) a customer message without letting the bot answer: an agent has the chat.
-        Rasa tracks it as it logs it: the tracker returned carries the conversation's slots."""
+    async def add_user_message(self, conversation_id: str, text: str, parse_data: Dict[str, Any]) -> Dict[str, Any]:
+        """Record a customer message, parsed (``parse``), without letting the bot answer: an agent has the chat.
+        Rasa tracks it as it logs it: the tracker returned carries the conversation's slots. (Rasa's endpoint
+        drops metadata; the message's id travels in ``parse_data``: bot/rasa_exactly_once.py.)"""
         return await self._on_conversation("POST", conversation_id, "messages",
                                              params={"include_events": "NONE"},
-                                             json={"text": text, "sender": "user", "metadata": metadata})
+                                             json={"text": text, "sender": "user", "parse_data": parse_data})
 
     async def predict(self, conversation_id: str) -> Dict[str, Any]:
         """Scores of every action for the next step; the tracker is not changed."""

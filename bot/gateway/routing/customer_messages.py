@@ -23,7 +23,7 @@ from bot.gateway.faults import (
     user_event_index,
 )
 from bot.gateway.fanout import conversation_lock
-from bot.gateway.rasa_client import RasaUnavailable
+from bot.gateway.rasa_client import MESSAGE_ID, RasaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,10 @@ class CustomerMessages:
     async def _to_bot(self, conversation_id: str, customer_id: Optional[str], message_id: int, text: str,
                       client_key: Optional[str] = None) -> None:
         await self.hub.to_widgets(conversation_id, {"type": "typing", "on": True, "who": "bot"})
-        metadata: Dict[str, Any] = {"customer_id": customer_id} if customer_id else {}
+        # The message's id: Rasa logs it once however often it is sent (bot/rasa_exactly_once.py).
+        metadata: Dict[str, Any] = {MESSAGE_ID: message_id}
+        if customer_id:
+            metadata["customer_id"] = customer_id
         if client_key:  # the opening client's keyed hash, for limits the bot counts (never the address)
             metadata["client_key"] = client_key
         try:
@@ -267,7 +270,9 @@ class CustomerMessages:
 
     async def _to_agent(self, conversation_id: str, message_id: int, text: str) -> None:
         try:
-            tracker = await self.rasa.add_user_message(conversation_id, text, {})
+            parse = await self.rasa.parse(text)
+            parse[MESSAGE_ID] = message_id  # Rasa logs it once however often it is sent (bot/rasa_exactly_once.py)
+            tracker = await self.rasa.add_user_message(conversation_id, text, parse)
         except RasaUnavailable as error:
             # Left unparsed and undelivered: it goes into Rasa's tracker once Rasa is back (``_recover``).
             logger.warning("Rasa could not parse a message for %s: %s", conversation_id, error)
