@@ -53,6 +53,8 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
     async def webhook(request: web.Request) -> web.Response:
         body = await request.json()
         await asyncio.sleep(app["slow"].get(body["message"], 0.0))  # a slow turn, before Rasa has stored it
+        if body["message"] in app["lost"]:  # a Rasa server killed while it held the request: nothing stored
+            raise web.HTTPBadGateway()
         t = tracker(body["sender"])
         t["latest_message"] = parse(body["message"])
         t["events"].append({"event": "user", "text": body["message"], "parse_data": t["latest_message"],
@@ -97,6 +99,7 @@ def fake_rasa_app(case_id: str = "CASE-501") -> web.Application:
 
     app["seen"] = seen  # every text parsed, in order: how many times Rasa processed a message
     app["slow"] = {}  # text -> seconds the webhook takes for it
+    app["lost"] = set()  # texts the webhook takes and never stores (answered 502 after their slow time)
     app.router.add_post("/webhooks/rest/webhook", webhook)
     app.router.add_get("/conversations/{cid}/tracker", get_tracker)
     app.router.add_post("/conversations/{cid}/messages", add_message)

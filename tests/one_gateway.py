@@ -24,6 +24,7 @@ async def gateway_with_fake_rasa(db_url: str, tmp_path: Any, **overrides: Any) -
     config = load_config(rasa_url=base_url(rasa), database_url=db_url, port=0,
                          trainer_export_dir=str(tmp_path / "trainer"), **overrides)
     gateway = TestServer(create_app(config), host="127.0.0.1")
+    gateway.fake_rasa = rasa  # type: ignore[attr-defined]  # its app["slow"], app["lost"], app["seen"]
     try:
         await gateway.start_server()
         yield gateway

@@ -81,9 +81,11 @@ class CustomerMessages:
         A message Rasa already has (the gateway stopped after sending it) is not sent again; what the bot
         answered to it and the customer never got is posted now.
         """
-        pending = [item for item in await self.db.run(transcript.undelivered)
-                   if item[1] not in self._inflight and item[0] not in self._accepting]
-        waiting = 0
+        stored = await self.db.run(transcript.undelivered)
+        pending = [item for item in stored if item[1] not in self._inflight and item[0] not in self._accepting]
+        # Those still being processed count as waiting: the recovery goes on until they are handled too (one
+        # whose request to Rasa times out after the recovery ended would otherwise never reach the tracker).
+        waiting = len(stored) - len(pending)
         trackers: Dict[str, Dict[str, Any]] = {}
         for conversation_id, message_id, text, payload in pending:
             if message_id in self._inflight or conversation_id in self._accepting:
@@ -247,7 +249,10 @@ class CustomerMessages:
             await self._post(conversation_id, "bot", str(reply["text"]).strip(), buttons=buttons)
         await self.hub.to_widgets(conversation_id, {"type": "typing", "on": False, "who": "bot"})
         if too_slow and not said:
-            return  # already with a person; the message reaches Rasa's tracker once it answers again
+            # Already with a person, and Rasa never answered: the message reaches its tracker once it answers
+            # again. (The recovery the timeout started may have ended while this request was still open.)
+            self._schedule_recovery()
+            return
         try:
             # A silent bot: the tracker's events tell why (the action server failed, most likely).
             tracker = await self.rasa.tracker(conversation_id, events=not said)
