@@ -18,13 +18,13 @@ from aiohttp.test_utils import TestServer
 
 from bot.casedb.engine import session_scope
 from bot.gateway.accounts import create_account
-from bot.gateway.app import HUB, LIMITER, create_app
+from bot.gateway.app import HUB, LIMITER
 from bot.gateway.client import Staff, Widget
-from bot.gateway.config import load_config
 from bot.gateway.fanout import FanoutSettings, RedisFanout, RedisRateLimiter, conversation_lock, finish
 from bot.gateway.hub import Hub
 from bot.gateway.identity import sign_customer_token
 from tests.fake_rasa import fake_rasa_app
+from tests.one_gateway import started_gateway
 from tests.redis_engine import REDIS_URL
 
 TOKEN_SECRET = "fanout-customer-secret-long-enough-1234567"
@@ -37,15 +37,9 @@ DEAD_REDIS = f"redis://127.0.0.1:{int(os.environ.get('MEND_TEST_PORT_BASE', '660
 async def _two_gateways(db_url: str, tmp_path: Any, **overrides: Any) -> Tuple[TestServer, TestServer, TestServer]:
     rasa = TestServer(fake_rasa_app(), host="127.0.0.1")
     await rasa.start_server()
-    gateways = []
-    for name in ("a", "b"):
-        config = load_config(rasa_url=str(rasa.make_url("")).rstrip("/"), database_url=db_url, port=0,
-                             customer_token_secret=TOKEN_SECRET, session_secret=SESSION_SECRET,
-                             redis_url=REDIS_URL, trainer_export_dir=str(tmp_path / f"trainer-{name}"),
-                             **overrides)
-        server = TestServer(create_app(config), host="127.0.0.1")
-        await server.start_server()
-        gateways.append(server)
+    gateways = [await started_gateway(rasa, db_url, tmp_path, name, customer_token_secret=TOKEN_SECRET,
+                                      session_secret=SESSION_SECRET, redis_url=REDIS_URL, **overrides)
+                for name in ("a", "b")]
     return rasa, gateways[0], gateways[1]
 
 
@@ -77,6 +71,16 @@ async def _drain_console(agent: Staff, quiet: float = 1.0) -> None:
 
 def _messages(events: List[Dict[str, Any]], message_id: int) -> List[Dict[str, Any]]:
     return [e for e in events if e.get("type") == "message" and (e.get("message") or {}).get("id") == message_id]
+
+
+async def assert_each_holder_got_only_its_message(cy: Staff, di: Staff, first: int, second: int) -> None:
+    """Cy held the conversation for message ``first``, Di for ``second``: each got its own message (unrated,
+    then rated) and not the other's."""
+    await asyncio.gather(_drain_console(cy, 1.0), _drain_console(di, 1.0))
+    assert [m["message"]["frustration"] is None for m in _messages(cy.events, first)] == [True, False]
+    assert [m["message"]["frustration"] is None for m in _messages(di.events, second)] == [True, False]
+    assert not _messages(di.events, first)  # Di did not hold it then
+    assert not _messages(cy.events, second)  # ... and Cy no longer does
 
 
 async def test_customer_on_a_and_agent_on_b_see_each_other_live_exactly_once(db_url, tmp_path, redis_prefix):
@@ -199,11 +203,7 @@ async def test_the_holder_recorded_in_the_database_gets_the_conversation_on_any_
         await di.until(lambda e: e.get("type") == "message" and e["message"]["id"] == second["id"]
                        and e["message"]["frustration"] is not None, 30)
 
-        await asyncio.gather(_drain_console(cy, 1.0), _drain_console(di, 1.0))
-        assert [m["message"]["frustration"] is None for m in _messages(cy.events, first["id"])] == [True, False]
-        assert [m["message"]["frustration"] is None for m in _messages(di.events, second["id"])] == [True, False]
-        assert not _messages(di.events, first["id"])  # Di did not hold it then
-        assert not _messages(cy.events, second["id"])  # ... and Cy no longer does
+        await assert_each_holder_got_only_its_message(cy, di, first["id"], second["id"])
     finally:
         await widget.close()
         await cy.close()

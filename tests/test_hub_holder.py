@@ -26,6 +26,7 @@ from bot.gateway.config import load_config
 from bot.gateway.hub import ConsoleClient, Hub
 from bot.gateway.identity import sign_customer_token
 from tests.fake_rasa import fake_rasa_app
+from tests.test_gateway_fanout import assert_each_holder_got_only_its_message
 
 TOKEN_SECRET = "hub-holder-customer-secret-long-enough-1234567"
 SESSION_SECRET = "hub-holder-session-secret-long-enough-123456789"
@@ -41,18 +42,6 @@ def _hold(db_url: str, conversation_id: str, agent: str) -> None:
 def _rated(message_id: int):
     return lambda e: e.get("type") == "message" and e["message"]["id"] == message_id \
         and e["message"]["frustration"] is not None
-
-
-def _messages(events: List[Dict[str, Any]], message_id: int) -> List[Dict[str, Any]]:
-    return [e for e in events if e.get("type") == "message" and (e.get("message") or {}).get("id") == message_id]
-
-
-async def _drain(agent: Staff, quiet: float = 1.0) -> None:
-    while True:
-        try:
-            agent.events.append(await agent.socket.receive_json(timeout=quiet))
-        except asyncio.TimeoutError:
-            return
 
 
 async def test_one_gateway_sends_a_conversation_to_the_holder_the_database_records(db_url, tmp_path):
@@ -91,11 +80,7 @@ async def test_one_gateway_sends_a_conversation_to_the_holder_the_database_recor
         second = await widget.until(lambda e: e.get("type") == "ack" and e["client_id"] == sent)
         await di.until(_rated(second["id"]), 30)
 
-        await asyncio.gather(_drain(cy), _drain(di))
-        assert [m["message"]["frustration"] is None for m in _messages(cy.events, first["id"])] == [True, False]
-        assert [m["message"]["frustration"] is None for m in _messages(di.events, second["id"])] == [True, False]
-        assert not _messages(di.events, first["id"])  # Di did not hold it then
-        assert not _messages(cy.events, second["id"])  # ... and Cy no longer does
+        await assert_each_holder_got_only_its_message(cy, di, first["id"], second["id"])
     finally:
         await widget.close()
         await cy.close()

@@ -24,12 +24,12 @@ from aiohttp.test_utils import TestServer
 from bot.casedb.engine import session_scope
 from bot.casedb.models import ThrottleEvent
 from bot.gateway.accounts import create_account
-from bot.gateway.app import LOGIN_THROTTLE, create_app
-from bot.gateway.config import load_config
+from bot.gateway.app import LOGIN_THROTTLE
 from bot.gateway.login_throttle import DatabaseLoginThrottle, RedisLoginThrottle
 from bot.gateway.throttle import keyed_hash
 from tests.fake_rasa import fake_rasa_app
 from tests.tcp_proxy import TcpProxy
+from tests.one_gateway import started_gateway
 from tests.redis_engine import REDIS_URL
 
 TOKEN_SECRET = "login-throttle-customer-secret-long-enough-12"
@@ -50,13 +50,9 @@ async def _gateways(db_url: str, tmp_path: Any, redis_urls: List[Optional[str]],
     servers: List[TestServer] = []
     try:
         for number, redis_url in enumerate(redis_urls):
-            config = load_config(rasa_url=str(rasa.make_url("")).rstrip("/"), database_url=db_url, port=0,
-                                 customer_token_secret=TOKEN_SECRET, session_secret=SESSION_SECRET,
-                                 redis_url=redis_url, trainer_export_dir=str(tmp_path / f"trainer-{number}"),
-                                 **overrides)
-            server = TestServer(create_app(config), host="127.0.0.1")
-            await server.start_server()
-            servers.append(server)
+            servers.append(await started_gateway(rasa, db_url, tmp_path, str(number), redis_url=redis_url,
+                                                 customer_token_secret=TOKEN_SECRET, session_secret=SESSION_SECRET,
+                                                 **overrides))
         yield servers
     finally:
         for server in servers:

@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable, DefaultDict, Dict, List, Optional
 from aiohttp import web
 
 from bot.gateway.activity import describe
+from bot.scaled import safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ Push = Callable[[str, List[Dict[str, Any]]], Awaitable[None]]
 BATCH_SECONDS = 0.1  # lines of one conversation arriving this close together go out in one push
 MAX_BODY = 1_000_000  # a Rasa event is a few kilobytes; anything far larger is not one
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
-
-
-def _redacted(url: str) -> str:
-    from bot.scaled import safe_url
-
-    return safe_url(url)
 
 
 class BrokerFeed:
@@ -92,7 +87,7 @@ class BrokerFeed:
                 delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
                 log = logger.warning if attempt in (0, 5) else logger.debug
                 log("event feed: RabbitMQ at %s does not answer (%s); the consoles' activity lists are not live "
-                    "meanwhile; retrying in %.0f s", _redacted(self.url), error or type(error).__name__, delay)
+                    "meanwhile; retrying in %.0f s", safe_url(self.url), error or type(error).__name__, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
@@ -180,9 +175,8 @@ def install(app: web.Application, config: Any, hub: Any) -> None:
         return
 
     async def push(conversation_id: str, items: List[Dict[str, Any]]) -> None:
-        if await hub.watched(conversation_id):  # else nobody follows it on any gateway: nothing to send
-            await hub.to_consoles({"type": "activity", "conversation_id": conversation_id, "items": items,
-                                   "live": True}, conversation_id=conversation_id)
+        await hub.to_consoles({"type": "activity", "conversation_id": conversation_id, "items": items, "live": True},
+                              conversation_id=conversation_id, only_if_followed=True)
 
     feed = BrokerFeed(config.amqp_url, config.events_queue, config.events_exchange, push,
                       config.event_max_age_seconds, config.event_prefetch)

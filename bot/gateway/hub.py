@@ -154,13 +154,16 @@ class Hub:
                            conversation_id, error)
             return None
 
+    def _followed(self, conversation_id: str, holder: Optional[str]) -> bool:
+        """A console here or on another gateway watches the conversation, or its holder is online."""
+        return any(conversation_id in c.watching for c in self.consoles) or \
+            (self.fanout is not None and conversation_id in self.fanout.remote_watching) or \
+            (holder is not None and holder in self.online_agents())
+
     async def watched(self, conversation_id: str) -> bool:
         """Some console, here or on another gateway, follows the conversation or belongs to its holder."""
-        if any(conversation_id in c.watching for c in self.consoles) or \
-                (self.fanout is not None and conversation_id in self.fanout.remote_watching):
-            return True
-        holder = await self.holder_of(conversation_id)
-        return holder is not None and holder in self.online_agents()
+        return self._followed(conversation_id, None) or \
+            self._followed(conversation_id, await self.holder_of(conversation_id))
 
     # -- sending --------------------------------------------------------------------------
     @staticmethod
@@ -179,8 +182,10 @@ class Hub:
             await self._local_widgets(conversation_id, payload)
 
     async def to_consoles(self, payload: Dict[str, Any], conversation_id: Optional[str] = None,
-                          agent: Optional[str] = None) -> None:
+                          agent: Optional[str] = None, only_if_followed: bool = False) -> None:
         """Everyone (queue changes), those following a conversation (watching it, or its holder), or one agent.
+        ``only_if_followed``: nothing is sent for a conversation nobody follows (decided on the same read of
+        its holder as the push; the event feed's pushes, most of them for conversations nobody has open).
 
         Console pushes leave in the order of the calls, even though a push for a conversation first reads
         its holder: each waits until the one called before it was handed over (published, or to this
@@ -191,10 +196,12 @@ class Hub:
             holder = await self.holder_of(conversation_id) if agent is None and conversation_id is not None else None
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})  # not cancelled with us: the next push still waits for it
-            if self.fanout is None:
-                sending: Optional[Awaitable[Any]] = self._sending(payload, conversation_id, agent, holder)
+            sending: Optional[Awaitable[Any]] = None
+            if only_if_followed and conversation_id is not None and not self._followed(conversation_id, holder):
+                pass  # nobody to send it to, on any gateway
+            elif self.fanout is None:
+                sending = self._sending(payload, conversation_id, agent, holder)
             else:
-                sending = None
                 if agent is not None:
                     self.fanout.publish({"kind": "agent", "agent": agent}, payload)
                 elif conversation_id is not None:
