@@ -155,8 +155,15 @@ class RedisFanout:
         self.url = url
         self.settings = settings or FanoutSettings.from_env()
         self.gateway_id = gateway_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        # A pooled connection Redis dropped (it restarted, a proxy cut it) fails its next command: that command
+        # is tried once more on a fresh connection, so one stale connection is not taken for Redis being down.
         self.redis = aioredis.from_url(url, socket_connect_timeout=self.settings.connect_timeout,
-                                       health_check_interval=15)
+                                       health_check_interval=15, retry=Retry(NoBackoff(), 1),
+                                       retry_on_error=[RedisConnectionError])
         prefix = self.settings.prefix
         self.channel = f"{prefix}:fanout"
         self.gateways_key = f"{prefix}:gateways"  # sorted set: gateway id -> last refresh (unix time)
